@@ -1,0 +1,32 @@
+--
+-- install: the extension installs in a preloaded server, reports its
+-- version, defines its settings and reserves the omnichan.* prefix.
+--
+CREATE EXTENSION omnichan;
+
+-- the SQL script and the loaded library agree on the version
+SELECT extversion = omnichan.library_version() AS versions_match,
+       extrelocatable,
+       extnamespace::regnamespace AS schema
+  FROM pg_extension WHERE extname = 'omnichan';
+
+-- the extension cannot be moved to another schema
+ALTER EXTENSION omnichan SET SCHEMA public;
+
+-- every setting has a description and the right context
+SELECT name, setting, context, vartype, short_desc <> '' AS described,
+       extra_desc <> '' AS explained
+  FROM pg_settings WHERE name LIKE 'omnichan.%' ORDER BY name;
+
+-- the prefix is reserved: a typo is an error, not a silent placeholder
+SET omnichan.count_manual_quotation = on;
+
+-- superuser-only settings cannot be changed by an ordinary role
+CREATE ROLE omnichan_install_probe;
+SET ROLE omnichan_install_probe;
+SET omnichan.count_manual_quotations = on;
+RESET ROLE;
+DROP ROLE omnichan_install_probe;
+
+-- the schema is not open to PUBLIC
+SELECT has_schema_privilege('public', 'omnichan', 'USAGE') AS public_usage;

@@ -1,0 +1,1044 @@
+/*-------------------------------------------------------------------------
+ *
+ * ats.c
+ *	  Available-to-sell: how many units of each product a pool of Odoo
+ *	  warehouses can still sell.
+ *
+ * For a product and a pool (a set of warehouses):
+ *
+ *	on_hand   = sum of stock_quant.quantity over the internal locations under
+ *				the warehouses' view locations (stock_location.parent_path);
+ *	reserved  = sum of stock_quant.reserved_quantity over the same quants;
+ *	safety    = omnichan.product_policy.safety_stock;
+ *	pending   = demand Odoo has not reserved yet:
+ *				- open outgoing moves (waiting, confirmed, partially_available,
+ *				  assigned) leaving the pool: product_qty minus the reserved
+ *				  quantity converted to the product's unit;
+ *				- sale order lines with no stock move yet: confirmed orders, and
+ *				  quotations created from marketplace orders (every quotation
+ *				  when omnichan.count_manual_quotations is on);
+ *				- marketplace orders received but not yet turned into Odoo
+ *				  orders (omnichan.order_inbox);
+ *				demand on a kit is exploded into demand on its components;
+ *	ats       = max(0, on_hand - reserved - safety - pending).
+ *
+ * Each demand is counted once: an inbox order stops counting when it gets a
+ * sale order; a sale line stops counting when it gets a stock move; a move
+ * counts only its unreserved part, the reserved part being in "reserved".
+ *
+ * Kits (an active phantom mrp_bom, chosen like Odoo's _bom_find) have no
+ * stock of their own: each term is the minimum over the storable components
+ * of floor(component quantity * kit units per run / component units per run),
+ * recursively for kits of kits.  A kit whose components are all missing or
+ * non-storable has 0.  Unlike Odoo, the ratio is not rounded to the component
+ * unit before the floor, so a kit is never overstated.
+ *
+ * The work is a handful of set-based queries (prepared once per backend),
+ * merged in a hash table keyed by (product, pool).  All quantities are
+ * fixed-point millionths (Qty), exact for Odoo's decimal quantities.
+ *
+ * Copyright (c) 2026, the omnichan authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+
+#include "ats.h"
+#include "omnichan.h"
+
+/* the queries of the engine; each has an "all products" and a "by id" form */
+typedef enum AtsQuery
+{
+	Q_SCOPE,
+	Q_ALL_WAREHOUSES,
+	Q_QUANTS,
+	Q_MOVES,
+	Q_SALES,
+	Q_INBOX,
+	Q_SAFETY,
+	Q_KITS,
+	Q_PRODUCTS,
+	NUM_ATS_QUERIES
+} AtsQuery;
+
+/*
+ * Open outgoing demand: the unreserved part of each open move whose source
+ * is an internal location of the pool and whose destination is outside the
+ * pool.  stock_move.quantity is in the move's unit, product_qty in the
+ * product's: convert with the units' factors as Odoo does.
+ */
+#define MOVES_SQL(filter) \
+	"SELECT m.product_id, s.pool, " \
+	"       pg_catalog.round(pg_catalog.sum(GREATEST(m.product_qty - " \
+	"           COALESCE(m.quantity, 0) / mu.factor * pu.factor, 0)) * 1000000)::int8 " \
+	"  FROM public.stock_move m " \
+	"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS s(loc, pool) ON s.loc = m.location_id " \
+	"  JOIN public.uom_uom mu ON mu.id = m.product_uom " \
+	"  JOIN public.product_product pp ON pp.id = m.product_id " \
+	"  JOIN public.product_template pt ON pt.id = pp.product_tmpl_id " \
+	"  JOIN public.uom_uom pu ON pu.id = pt.uom_id " \
+	" WHERE m.state IN ('waiting', 'confirmed', 'partially_available', 'assigned') " \
+	filter \
+	"   AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest($3::int4[], $4::int4[]) AS d(loc, pool) " \
+	"                    WHERE d.loc = m.location_dest_id AND d.pool = s.pool) " \
+	" GROUP BY 1, 2"
+
+/*
+ * Sale lines with no stock move yet, in the product's unit, attributed to
+ * the order's warehouse.  Quotations count when they come from a
+ * marketplace order (omnichan.order_inbox.sale_order_id), or all of them
+ * when $3 (omnichan.count_manual_quotations) is true.
+ */
+#define SALES_SQL(filter) \
+	"SELECT sol.product_id, w.pool, " \
+	"       pg_catalog.round(pg_catalog.sum(GREATEST(sol.product_uom_qty - COALESCE(sol.qty_delivered, 0), 0) " \
+	"           / lu.factor * pu.factor) * 1000000)::int8 " \
+	"  FROM public.sale_order_line sol " \
+	"  JOIN public.sale_order so ON so.id = sol.order_id " \
+	"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS w(wh, pool) ON w.wh = so.warehouse_id " \
+	"  JOIN public.uom_uom lu ON lu.id = sol.product_uom " \
+	"  JOIN public.product_product pp ON pp.id = sol.product_id " \
+	"  JOIN public.product_template pt ON pt.id = pp.product_tmpl_id " \
+	"  JOIN public.uom_uom pu ON pu.id = pt.uom_id " \
+	" WHERE sol.display_type IS NULL " \
+	filter \
+	"   AND (so.state = 'sale' " \
+	"        OR (so.state IN ('draft', 'sent') " \
+	"            AND ($3 OR EXISTS (SELECT 1 FROM omnichan.order_inbox i WHERE i.sale_order_id = so.id)))) " \
+	"   AND NOT EXISTS (SELECT 1 FROM public.stock_move sm WHERE sm.sale_line_id = sol.id) " \
+	" GROUP BY 1, 2"
+
+/* marketplace orders received but not yet materialized as Odoo orders */
+#define INBOX_SQL(filter) \
+	"SELECT l.product_id, w.pool, pg_catalog.round(pg_catalog.sum(l.quantity) * 1000000)::int8 " \
+	"  FROM omnichan.order_inbox i " \
+	"  JOIN omnichan.order_inbox_line l ON l.inbox_id = i.id " \
+	"  JOIN omnichan.channel c ON c.id = i.channel_id " \
+	"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS w(wh, pool) " \
+	"       ON w.wh = COALESCE(i.warehouse_id, c.default_warehouse_id) " \
+	" WHERE i.sale_order_id IS NULL AND i.state IN ('received', 'held') " \
+	"   AND l.product_id IS NOT NULL " \
+	filter \
+	" GROUP BY 1, 2"
+
+/*
+ * Kits: the phantom BoM Odoo's _bom_find picks (variant BoM before template
+ * BoM, then sequence, id), kit units per run in the kit's unit, and per
+ * component the units per run in the component's unit.
+ */
+#define KITS_SQL(filter) \
+	"WITH k AS (" \
+	"  SELECT DISTINCT ON (pp.id) pp.id AS kit_id, b.id AS bom_id, " \
+	"         b.product_qty / bu.factor * ku.factor AS run_qty " \
+	"    FROM public.product_product pp " \
+	"    JOIN public.product_template pt ON pt.id = pp.product_tmpl_id " \
+	"    JOIN public.uom_uom ku ON ku.id = pt.uom_id " \
+	"    JOIN public.mrp_bom b ON b.active AND b.type = 'phantom' " \
+	"         AND (b.product_id = pp.id OR (b.product_id IS NULL AND b.product_tmpl_id = pp.product_tmpl_id)) " \
+	"    JOIN public.uom_uom bu ON bu.id = b.product_uom_id " \
+	filter \
+	"   ORDER BY pp.id, b.sequence, b.product_id NULLS LAST, b.id) " \
+	"SELECT k.kit_id, pg_catalog.round(k.run_qty * 1000000)::int8, bl.product_id, " \
+	"       pg_catalog.round(pg_catalog.sum(bl.product_qty / lu.factor * cu.factor) * 1000000)::int8 " \
+	"  FROM k " \
+	"  LEFT JOIN public.mrp_bom_line bl ON bl.bom_id = k.bom_id AND bl.product_qty > 0 " \
+	"  LEFT JOIN public.product_product cp ON cp.id = bl.product_id " \
+	"  LEFT JOIN public.product_template ct ON ct.id = cp.product_tmpl_id " \
+	"  LEFT JOIN public.uom_uom lu ON lu.id = bl.product_uom_id " \
+	"  LEFT JOIN public.uom_uom cu ON cu.id = ct.uom_id " \
+	" GROUP BY 1, 2, 3"
+
+typedef struct AtsQueryDef
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[5];
+} AtsQueryDef;
+
+/* [query][0] = all products, [query][1] = products in the last argument */
+static const AtsQueryDef AtsQueries[NUM_ATS_QUERIES][2] = {
+	[Q_SCOPE] = {
+		{
+			"SELECT w.id, l.id, l.usage = 'internal' "
+			"  FROM public.stock_warehouse w "
+			"  JOIN public.stock_location v ON v.id = w.view_location_id "
+			"  JOIN public.stock_location l ON l.parent_path LIKE v.parent_path || '%' "
+			" WHERE w.id = ANY($1)",
+			1, {INT4ARRAYOID}
+		},
+		{NULL, 0, {0}}
+	},
+	[Q_ALL_WAREHOUSES] = {
+		{
+			"SELECT w.id FROM public.stock_warehouse w "
+			" WHERE w.active AND ($1::int4 IS NULL OR w.company_id = $1) ORDER BY w.id",
+			1, {INT4OID}
+		},
+		{NULL, 0, {0}}
+	},
+	[Q_QUANTS] = {
+		{
+			"SELECT q.product_id, s.pool, "
+			"       pg_catalog.round(pg_catalog.sum(COALESCE(q.quantity, 0)) * 1000000)::int8, "
+			"       pg_catalog.round(pg_catalog.sum(q.reserved_quantity) * 1000000)::int8 "
+			"  FROM public.stock_quant q "
+			"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS s(loc, pool) ON s.loc = q.location_id "
+			" GROUP BY 1, 2",
+			2, {INT4ARRAYOID, INT4ARRAYOID}
+		},
+		{
+			"SELECT q.product_id, s.pool, "
+			"       pg_catalog.round(pg_catalog.sum(COALESCE(q.quantity, 0)) * 1000000)::int8, "
+			"       pg_catalog.round(pg_catalog.sum(q.reserved_quantity) * 1000000)::int8 "
+			"  FROM public.stock_quant q "
+			"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS s(loc, pool) ON s.loc = q.location_id "
+			" WHERE q.product_id = ANY($3) "
+			" GROUP BY 1, 2",
+			3, {INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID}
+		}
+	},
+	[Q_MOVES] = {
+		{MOVES_SQL(""), 4, {INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID}},
+		{MOVES_SQL("   AND m.product_id = ANY($5) "), 5,
+		{INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID}}
+	},
+	[Q_SALES] = {
+		{SALES_SQL("   AND sol.product_id IS NOT NULL "), 3, {INT4ARRAYOID, INT4ARRAYOID, BOOLOID}},
+		{SALES_SQL("   AND sol.product_id = ANY($4) "), 4,
+		{INT4ARRAYOID, INT4ARRAYOID, BOOLOID, INT4ARRAYOID}}
+	},
+	[Q_INBOX] = {
+		{INBOX_SQL(""), 2, {INT4ARRAYOID, INT4ARRAYOID}},
+		{INBOX_SQL("   AND l.product_id = ANY($3) "), 3, {INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID}}
+	},
+	[Q_SAFETY] = {
+		{
+			"SELECT product_id, pg_catalog.round(safety_stock * 1000000)::int8 "
+			"  FROM omnichan.product_policy WHERE safety_stock > 0",
+			0, {0}
+		},
+		{
+			"SELECT product_id, pg_catalog.round(safety_stock * 1000000)::int8 "
+			"  FROM omnichan.product_policy WHERE safety_stock > 0 AND product_id = ANY($1)",
+			1, {INT4ARRAYOID}
+		}
+	},
+	[Q_KITS] = {
+		{KITS_SQL(""), 0, {0}},
+		{KITS_SQL("   WHERE pp.id = ANY($1) "), 1, {INT4ARRAYOID}}
+	},
+	[Q_PRODUCTS] = {
+		{
+			"SELECT pp.id, COALESCE(pp.active, false) AND COALESCE(pt.active, false), pt.type = 'product' "
+			"  FROM public.product_product pp "
+			"  JOIN public.product_template pt ON pt.id = pp.product_tmpl_id "
+			" WHERE pt.type = 'product' OR pp.id = ANY($1) "
+			" ORDER BY pp.id",
+			1, {INT4ARRAYOID}
+		},
+		{
+			"SELECT pp.id, COALESCE(pp.active, false) AND COALESCE(pt.active, false), pt.type = 'product' "
+			"  FROM public.product_product pp "
+			"  JOIN public.product_template pt ON pt.id = pp.product_tmpl_id "
+			" WHERE pp.id = ANY($1) "
+			" ORDER BY pp.id",
+			1, {INT4ARRAYOID}
+		}
+	},
+};
+
+/* prepared plans, kept for the life of the backend */
+static SPIPlanPtr AtsPlans[NUM_ATS_QUERIES][2];
+
+/* maximum nesting of kits in kits; deeper (or cyclic) BoMs are an error */
+#define MAX_KIT_DEPTH 16
+
+static void RunQuery(AtsQuery q, bool by_id, Datum *values);
+static ArrayType *Int4Array(int32 *values, int n);
+static int32 GetInt4(int row, int col, bool *isnull);
+static int64 GetInt8(int row, int col);
+static bool GetBool(int row, int col);
+static void LoadKits(AtsResult *res, int32 *ids, int nids, bool all);
+static void ExplodeKitDemand(AtsResult *res, int32 product_id, int pool,
+							 Qty demand, int depth);
+static void ComputeEntry(AtsResult *res, AtsEntry *e, int depth);
+static AtsEntry *EntryFor(AtsResult *res, int32 product_id, int pool);
+static int	CompareInt32(const void *a, const void *b);
+static Qty	MulDivFloor(Qty a, Qty b, Qty c);
+
+/*
+ * RunQuery
+ *		Executes one of the engine's queries (preparing it on first use) with
+ *		the given parameter values, leaving the rows in SPI_tuptable.
+ */
+static void
+RunQuery(AtsQuery q, bool by_id, Datum *values)
+{
+	const AtsQueryDef *def = &AtsQueries[q][by_id ? 1 : 0];
+	int			ret;
+
+	if (AtsPlans[q][by_id ? 1 : 0] == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for available-to-sell query %d: %s",
+				 (int) q, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		AtsPlans[q][by_id ? 1 : 0] = plan;
+	}
+	ret = SPI_execute_plan(AtsPlans[q][by_id ? 1 : 0], values, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "available-to-sell query %d failed: %s",
+			 (int) q, SPI_result_code_string(ret));
+}
+
+/* Int4Array: a one-dimensional int4[] of n values */
+static ArrayType *
+Int4Array(int32 *values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = Int32GetDatum(values[i]);
+	return construct_array(d, n, INT4OID, sizeof(int32), true, TYPALIGN_INT);
+}
+
+/* column accessors for SPI_tuptable (1-based columns) */
+static int32
+GetInt4(int row, int col, bool *isnull)
+{
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+
+	return *isnull ? 0 : DatumGetInt32(d);
+}
+
+static int64
+GetInt8(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+static bool
+GetBool(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? false : DatumGetBool(d);
+}
+
+/* qsort comparator for int32 */
+static int
+CompareInt32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * MulDivFloor
+ *		floor(a * b / c) without overflow, c > 0.
+ */
+static Qty
+MulDivFloor(Qty a, Qty b, Qty c)
+{
+	__int128	n = (__int128) a * b;
+	__int128	q = n / c;
+
+	if ((n % c) != 0 && ((n < 0) != (c < 0)))
+		q--;
+	if (q > PG_INT64_MAX)
+		return PG_INT64_MAX;
+	if (q < PG_INT64_MIN)
+		return PG_INT64_MIN;
+	return (Qty) q;
+}
+
+/*
+ * QtyFloorUnits
+ *		Whole units in a quantity, rounded down (never fractional for a
+ *		channel).
+ */
+int64
+QtyFloorUnits(Qty q)
+{
+	if (q >= 0)
+		return q / QTY_SCALE;
+	return -((-q + QTY_SCALE - 1) / QTY_SCALE);
+}
+
+/*
+ * QtyGetNumeric
+ *		A Qty as a numeric datum, without trailing zeros (12.5, 3, -0.25).
+ */
+Datum
+QtyGetNumeric(Qty q)
+{
+	char		buf[64];
+	uint64		mag = (q < 0) ? (uint64) (-(q + 1)) + 1 : (uint64) q;
+	uint64		whole = mag / QTY_SCALE;
+	uint64		frac = mag % QTY_SCALE;
+	int			len;
+
+	len = snprintf(buf, sizeof(buf), "%s" UINT64_FORMAT, q < 0 ? "-" : "", whole);
+	if (frac != 0)
+	{
+		char		fbuf[8];
+		int			flen;
+
+		snprintf(fbuf, sizeof(fbuf), "%06" INT64_MODIFIER "u", frac);
+		flen = 6;
+		while (flen > 0 && fbuf[flen - 1] == '0')
+			flen--;
+		snprintf(buf + len, sizeof(buf) - len, ".%.*s", flen, fbuf);
+	}
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+}
+
+/*
+ * EntryFor
+ *		The (product, pool) entry, created with zero terms when missing.
+ */
+static AtsEntry *
+EntryFor(AtsResult *res, int32 product_id, int pool)
+{
+	AtsKey		key;
+	AtsEntry   *e;
+	bool		found;
+
+	key.product_id = product_id;
+	key.pool = pool;
+	e = hash_search(res->entries, &key, HASH_ENTER, &found);
+	if (!found)
+	{
+		e->on_hand = e->reserved = e->pending = e->safety = e->ats = 0;
+		e->is_kit = false;
+		e->done = false;
+		e->visiting = false;
+	}
+	return e;
+}
+
+/*
+ * AtsLookup
+ *		The computed entry of a product in a pool.
+ */
+AtsEntry *
+AtsLookup(AtsResult *res, int32 product_id, int pool)
+{
+	AtsEntry   *e = EntryFor(res, product_id, pool);
+
+	if (!e->done)
+		ComputeEntry(res, e, 0);
+	return e;
+}
+
+/*
+ * LoadKits
+ *		Loads the kit BoMs of the given products (all = every kit), and then,
+ *		level by level, of their components, into res->kits.
+ */
+static void
+LoadKits(AtsResult *res, int32 *ids, int nids, bool all)
+{
+	int32	   *pending_ids = ids;
+	int			npending = nids;
+	int			depth = 0;
+
+	if (!OidIsValid(get_relname_relid("mrp_bom", get_namespace_oid("public", true))))
+		return;					/* mrp is not installed: no kits */
+
+	while (all || npending > 0)
+	{
+		Datum		values[1];
+		int32	   *next;
+		int			nnext = 0;
+		uint64		row;
+
+		if (++depth > MAX_KIT_DEPTH)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_RECURSION),
+					 errmsg("kit bills of materials are nested more than %d levels deep", MAX_KIT_DEPTH),
+					 errhint("Check mrp_bom for a kit that contains itself.")));
+
+		if (!all)
+			values[0] = PointerGetDatum(Int4Array(pending_ids, npending));
+		RunQuery(Q_KITS, !all, values);
+
+		next = palloc(sizeof(int32) * Max(SPI_processed, 1));
+		for (row = 0; row < SPI_processed; row++)
+		{
+			bool		isnull;
+			int32		kit_id = GetInt4(row, 1, &isnull);
+			int32		comp_id;
+			AtsKit	   *kit;
+			bool		found;
+
+			kit = hash_search(res->kits, &kit_id, HASH_ENTER, &found);
+			if (!found)
+			{
+				kit->run_qty = GetInt8(row, 2);
+				kit->nlines = 0;
+				kit->lines = palloc(sizeof(AtsKitLine) * 4);
+			}
+			comp_id = GetInt4(row, 3, &isnull);
+			if (isnull)
+				continue;		/* a BoM without usable lines */
+			if ((kit->nlines & 3) == 0 && kit->nlines > 0)
+				kit->lines = repalloc(kit->lines, sizeof(AtsKitLine) * (kit->nlines + 4));
+			kit->lines[kit->nlines].component_id = comp_id;
+			kit->lines[kit->nlines].qty_per_run = GetInt8(row, 4);
+			kit->nlines++;
+
+			/*
+			 * A component may itself be a kit: look it up at the next level.
+			 * (With "all", every kit is loaded at once.)
+			 */
+			if (!all && hash_search(res->kits, &comp_id, HASH_FIND, NULL) == NULL)
+				next[nnext++] = comp_id;
+		}
+
+		if (all)
+			break;
+		pending_ids = next;
+		npending = nnext;
+	}
+}
+
+/*
+ * ExplodeKitDemand
+ *		Adds demand for a kit to its components (recursively), rounding up.
+ */
+static void
+ExplodeKitDemand(AtsResult *res, int32 product_id, int pool, Qty demand, int depth)
+{
+	AtsKit	   *kit = hash_search(res->kits, &product_id, HASH_FIND, NULL);
+	int			i;
+
+	if (kit == NULL)
+	{
+		EntryFor(res, product_id, pool)->pending += demand;
+		return;
+	}
+	if (depth > MAX_KIT_DEPTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_RECURSION),
+				 errmsg("kit bills of materials are nested more than %d levels deep", MAX_KIT_DEPTH),
+				 errhint("Check mrp_bom for a kit that contains itself.")));
+	for (i = 0; i < kit->nlines; i++)
+	{
+		/* component demand = ceil(demand * per_run / run_qty) */
+		Qty			d = -MulDivFloor(-demand, kit->lines[i].qty_per_run, kit->run_qty);
+
+		ExplodeKitDemand(res, kit->lines[i].component_id, pool, d, depth + 1);
+	}
+}
+
+/*
+ * ComputeEntry
+ *		Computes the ATS of one (product, pool) entry; kits from their
+ *		components, recursively.
+ */
+static void
+ComputeEntry(AtsResult *res, AtsEntry *e, int depth)
+{
+	AtsKit	   *kit = hash_search(res->kits, &e->key.product_id, HASH_FIND, NULL);
+
+	if (e->done)
+		return;
+	if (kit == NULL)
+	{
+		AtsProduct *info = hash_search(res->product_info, &e->key.product_id, HASH_FIND, NULL);
+
+		/* only storable products keep stock; others have none to sell */
+		if (info != NULL && !info->storable)
+			e->on_hand = e->reserved = e->pending = 0;
+		e->ats = Max(0, e->on_hand - e->reserved - e->safety - e->pending);
+	}
+	else
+	{
+		Qty			on_hand = PG_INT64_MAX,
+					free = PG_INT64_MAX,
+					avail = PG_INT64_MAX;
+		int			used = 0;
+		int			i;
+
+		if (e->visiting || depth > MAX_KIT_DEPTH)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_RECURSION),
+					 errmsg("kit bill of materials of product %d contains itself", e->key.product_id),
+					 errhint("Fix the phantom bills of materials in mrp_bom.")));
+		e->visiting = true;
+		for (i = 0; i < kit->nlines; i++)
+		{
+			AtsKitLine *line = &kit->lines[i];
+			AtsProduct *ci = hash_search(res->product_info, &line->component_id, HASH_FIND, NULL);
+			bool		comp_is_kit = hash_search(res->kits, &line->component_id, HASH_FIND, NULL) != NULL;
+			AtsEntry   *c;
+
+			/* Odoo skips components that are neither storable nor kits */
+			if (!comp_is_kit && (ci == NULL || !ci->storable))
+				continue;
+			if (line->qty_per_run <= 0)
+				continue;
+			c = EntryFor(res, line->component_id, e->key.pool);
+			ComputeEntry(res, c, depth + 1);
+			/* kit units = floor(component qty * run_qty / qty_per_run) */
+			on_hand = Min(on_hand, QTY_SCALE * QtyFloorUnits(MulDivFloor(c->on_hand, kit->run_qty, line->qty_per_run)));
+			free = Min(free, QTY_SCALE * QtyFloorUnits(MulDivFloor(c->on_hand - c->reserved, kit->run_qty, line->qty_per_run)));
+			avail = Min(avail, QTY_SCALE * QtyFloorUnits(MulDivFloor(c->ats, kit->run_qty, line->qty_per_run)));
+			used++;
+		}
+		e->visiting = false;
+		e->is_kit = true;
+		if (used == 0)
+			on_hand = free = avail = 0;
+		/* express the kit in the same terms: on_hand - reserved - pending */
+		e->on_hand = on_hand;
+		e->reserved = on_hand - free;
+		e->pending = free - avail;
+		e->ats = Max(0, avail - e->safety);
+	}
+	e->done = true;
+}
+
+/*
+ * AtsCompute
+ *		Runs the engine.  Must be called inside SPI_connect()/SPI_finish();
+ *		the result lives in the memory context current at the call.
+ */
+AtsResult *
+AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int *pool_sizes)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	AtsResult  *res = palloc0(sizeof(AtsResult));
+	HASHCTL		ctl;
+	bool		all = (product_ids == NULL);
+	int32	   *wh_ids,
+			   *wh_pool,
+			   *in_loc,
+			   *in_pool,
+			   *sc_loc,
+			   *sc_pool;
+	int			nwh = 0,
+				nin = 0,
+				nsc = 0,
+				cap_in = 64,
+				cap_sc = 64;
+	int32	   *all_wh;
+	bool	   *wh_seen;
+	int			nall_wh = 0;
+	int32	   *ids = NULL;
+	int			nids = 0;
+	ArrayType  *ids_array = NULL;
+	Datum		values[5];
+	uint64		row;
+	int			p,
+				i;
+	HASH_SEQ_STATUS seq;
+	AtsKit	   *kit;
+
+	res->npools = npools;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(AtsKey);
+	ctl.entrysize = sizeof(AtsEntry);
+	ctl.hcxt = cxt;
+	res->entries = hash_create("omnichan ats entries", all ? 65536 : 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.keysize = sizeof(int32);
+	ctl.entrysize = sizeof(AtsKit);
+	res->kits = hash_create("omnichan ats kits", 256, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.entrysize = sizeof(AtsProduct);
+	res->product_info = hash_create("omnichan ats products", all ? 65536 : 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	/* warehouse -> pool pairs, and the distinct warehouses */
+	for (p = 0; p < npools; p++)
+		nwh += pool_sizes[p];
+	wh_ids = palloc(sizeof(int32) * Max(nwh, 1));
+	wh_pool = palloc(sizeof(int32) * Max(nwh, 1));
+	all_wh = palloc(sizeof(int32) * Max(nwh, 1));
+	wh_seen = palloc0(sizeof(bool) * Max(nwh, 1));
+	nwh = 0;
+	for (p = 0; p < npools; p++)
+		for (i = 0; i < pool_sizes[p]; i++)
+		{
+			wh_ids[nwh] = pools[p][i];
+			wh_pool[nwh++] = p;
+			all_wh[nall_wh++] = pools[p][i];
+		}
+
+	/* locations of those warehouses -> pools */
+	in_loc = palloc(sizeof(int32) * cap_in);
+	in_pool = palloc(sizeof(int32) * cap_in);
+	sc_loc = palloc(sizeof(int32) * cap_sc);
+	sc_pool = palloc(sizeof(int32) * cap_sc);
+	values[0] = PointerGetDatum(Int4Array(all_wh, nall_wh));
+	RunQuery(Q_SCOPE, false, values);
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		int32		wh = GetInt4(row, 1, &isnull);
+		int32		loc = GetInt4(row, 2, &isnull);
+		bool		internal = GetBool(row, 3);
+		int			j;
+
+		for (j = 0; j < nwh; j++)
+		{
+			if (wh_ids[j] != wh)
+				continue;
+			wh_seen[j] = true;
+			if (nsc + 1 > cap_sc)
+			{
+				cap_sc *= 2;
+				sc_loc = repalloc(sc_loc, sizeof(int32) * cap_sc);
+				sc_pool = repalloc(sc_pool, sizeof(int32) * cap_sc);
+			}
+			sc_loc[nsc] = loc;
+			sc_pool[nsc++] = wh_pool[j];
+			if (internal)
+			{
+				if (nin + 1 > cap_in)
+				{
+					cap_in *= 2;
+					in_loc = repalloc(in_loc, sizeof(int32) * cap_in);
+					in_pool = repalloc(in_pool, sizeof(int32) * cap_in);
+				}
+				in_loc[nin] = loc;
+				in_pool[nin++] = wh_pool[j];
+			}
+		}
+	}
+
+	for (i = 0; i < nwh; i++)
+		if (!wh_seen[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("warehouse %d does not exist", wh_ids[i]),
+					 errhint("Warehouses are the rows of stock_warehouse.")));
+
+	/* kits first: their components join the products to compute */
+	if (all)
+		LoadKits(res, NULL, 0, true);
+	else
+	{
+		ids = palloc(sizeof(int32) * Max(nproduct_ids, 1));
+		memcpy(ids, product_ids, sizeof(int32) * nproduct_ids);
+		nids = nproduct_ids;
+		LoadKits(res, ids, nids, false);
+		if (hash_get_num_entries(res->kits) > 0)
+		{
+			ids = repalloc(ids, sizeof(int32) * (nids + 64));
+			hash_seq_init(&seq, res->kits);
+			while ((kit = hash_seq_search(&seq)) != NULL)
+			{
+				for (i = 0; i < kit->nlines; i++)
+				{
+					if (nids % 64 == 0)
+						ids = repalloc(ids, sizeof(int32) * (nids + 64));
+					ids[nids++] = kit->lines[i].component_id;
+				}
+			}
+		}
+		qsort(ids, nids, sizeof(int32), CompareInt32);
+		ids_array = Int4Array(ids, nids);
+	}
+
+	/* product facts; with "all", the product list is storable products + kits */
+	{
+		int32	   *kit_ids = palloc(sizeof(int32) * Max(hash_get_num_entries(res->kits), 1));
+		int			nkits = 0;
+
+		hash_seq_init(&seq, res->kits);
+		while ((kit = hash_seq_search(&seq)) != NULL)
+			kit_ids[nkits++] = kit->product_id;
+		values[0] = all ? PointerGetDatum(Int4Array(kit_ids, nkits)) : PointerGetDatum(ids_array);
+		RunQuery(Q_PRODUCTS, !all, values);
+	}
+	if (all)
+		res->products = palloc(sizeof(int32) * Max(SPI_processed, 1));
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		int32		id = GetInt4(row, 1, &isnull);
+		AtsProduct *info = hash_search(res->product_info, &id, HASH_ENTER, NULL);
+
+		info->active = GetBool(row, 2);
+		info->storable = GetBool(row, 3);
+		if (all)
+			res->products[res->nproducts++] = id;
+	}
+	if (!all)
+	{
+		/* the products asked for, sorted and without duplicates */
+		res->products = palloc(sizeof(int32) * Max(nproduct_ids, 1));
+		memcpy(res->products, product_ids, sizeof(int32) * nproduct_ids);
+		qsort(res->products, nproduct_ids, sizeof(int32), CompareInt32);
+		for (i = 0; i < nproduct_ids; i++)
+			if (res->nproducts == 0 || res->products[res->nproducts - 1] != res->products[i])
+				res->products[res->nproducts++] = res->products[i];
+	}
+
+	/* on hand and reserved */
+	values[0] = PointerGetDatum(Int4Array(in_loc, nin));
+	values[1] = PointerGetDatum(Int4Array(in_pool, nin));
+	values[2] = PointerGetDatum(ids_array);
+	RunQuery(Q_QUANTS, !all, values);
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		AtsEntry   *e = EntryFor(res, GetInt4(row, 1, &isnull), GetInt4(row, 2, &isnull));
+
+		e->on_hand += GetInt8(row, 3);
+		e->reserved += GetInt8(row, 4);
+	}
+
+	/* open outgoing moves */
+	values[2] = PointerGetDatum(Int4Array(sc_loc, nsc));
+	values[3] = PointerGetDatum(Int4Array(sc_pool, nsc));
+	values[4] = PointerGetDatum(ids_array);
+	RunQuery(Q_MOVES, !all, values);
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		int32		id = GetInt4(row, 1, &isnull);
+
+		ExplodeKitDemand(res, id, GetInt4(row, 2, &isnull), GetInt8(row, 3), 0);
+	}
+
+	/* sale lines without moves, then inbox orders: by warehouse */
+	values[0] = PointerGetDatum(Int4Array(wh_ids, nwh));
+	values[1] = PointerGetDatum(Int4Array(wh_pool, nwh));
+	values[2] = BoolGetDatum(omnichan_count_manual_quotations);
+	values[3] = PointerGetDatum(ids_array);
+	RunQuery(Q_SALES, !all, values);
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+
+		ExplodeKitDemand(res, GetInt4(row, 1, &isnull), GetInt4(row, 2, &isnull), GetInt8(row, 3), 0);
+	}
+	values[2] = PointerGetDatum(ids_array);
+	RunQuery(Q_INBOX, !all, values);
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+
+		ExplodeKitDemand(res, GetInt4(row, 1, &isnull), GetInt4(row, 2, &isnull), GetInt8(row, 3), 0);
+	}
+
+	/* safety stock applies to every pool of the product */
+	values[0] = PointerGetDatum(ids_array);
+	RunQuery(Q_SAFETY, !all, values);
+	for (row = 0; row < SPI_processed; row++)
+	{
+		bool		isnull;
+		int32		id = GetInt4(row, 1, &isnull);
+		Qty			safety = GetInt8(row, 2);
+
+		for (p = 0; p < npools; p++)
+			EntryFor(res, id, p)->safety = safety;
+	}
+
+	return res;
+}
+
+/*
+ * AtsResolveWarehouses
+ *		The warehouse ids of an int4[] argument, or, when it is NULL, every
+ *		active warehouse (of the company, when company_id is not NULL).
+ *		Must be called inside SPI.
+ */
+int32 *
+AtsResolveWarehouses(ArrayType *arr, bool company_isnull, int32 company_id, int *n)
+{
+	int32	   *ids;
+
+	if (arr != NULL)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			i;
+
+		deconstruct_array(arr, INT4OID, sizeof(int32), true, TYPALIGN_INT,
+						  &elems, &nulls, n);
+		ids = palloc(sizeof(int32) * Max(*n, 1));
+		for (i = 0; i < *n; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("warehouse ids must not contain NULL")));
+			ids[i] = DatumGetInt32(elems[i]);
+		}
+		qsort(ids, *n, sizeof(int32), CompareInt32);
+	}
+	else
+	{
+		Datum		values[1];
+		uint64		row;
+
+		values[0] = company_isnull ? (Datum) 0 : Int32GetDatum(company_id);
+		if (AtsPlans[Q_ALL_WAREHOUSES][0] == NULL)
+		{
+			SPIPlanPtr	plan = SPI_prepare(AtsQueries[Q_ALL_WAREHOUSES][0].sql, 1,
+										   (Oid *) AtsQueries[Q_ALL_WAREHOUSES][0].argtypes);
+
+			if (plan == NULL || SPI_keepplan(plan) != 0)
+				elog(ERROR, "could not prepare the warehouse query: %s",
+					 SPI_result_code_string(SPI_result));
+			AtsPlans[Q_ALL_WAREHOUSES][0] = plan;
+		}
+		if (SPI_execute_plan(AtsPlans[Q_ALL_WAREHOUSES][0], values,
+							 company_isnull ? "n" : " ", true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "warehouse query failed");
+		*n = SPI_processed;
+		ids = palloc(sizeof(int32) * Max(*n, 1));
+		for (row = 0; row < SPI_processed; row++)
+		{
+			bool		isnull;
+
+			ids[row] = GetInt4(row, 1, &isnull);
+		}
+	}
+	return ids;
+}
+
+/*
+ * AtsProductIds
+ *		The product ids of an int4[] argument (NULL array = all products:
+ *		returns NULL).
+ */
+int32 *
+AtsProductIds(ArrayType *arr, int *n)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int32	   *ids;
+	int			i,
+				j = 0;
+
+	*n = 0;
+	if (arr == NULL)
+		return NULL;
+	deconstruct_array(arr, INT4OID, sizeof(int32), true, TYPALIGN_INT,
+					  &elems, &nulls, n);
+	ids = palloc(sizeof(int32) * Max(*n, 1));
+	for (i = 0; i < *n; i++)
+		if (!nulls[i])
+			ids[j++] = DatumGetInt32(elems[i]);
+	*n = j;
+	return ids;
+}
+
+PG_FUNCTION_INFO_V1(omnichan_ats_bulk);
+
+/*
+ * omnichan_ats_bulk
+ *		SQL: omnichan.ats_bulk(product_ids int[], warehouse_ids int[],
+ *		per_warehouse bool, company_id int)
+ *		RETURNS TABLE (product_id, warehouse_id, on_hand, reserved, safety,
+ *		pending, ats)
+ *
+ * One row per product (every storable product and kit when product_ids is
+ * NULL; products that do not exist are left out) and, with per_warehouse,
+ * per warehouse; otherwise the warehouses form one pool and warehouse_id is
+ * NULL.
+ */
+Datum
+omnichan_ats_bulk(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *product_arr = PG_ARGISNULL(0) ? NULL : PG_GETARG_ARRAYTYPE_P(0);
+	ArrayType  *wh_arr = PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1);
+	bool		per_warehouse = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	int32	   *products;
+	int			nproducts;
+	int32	   *whs;
+	int			nwhs;
+	int32	  **pools;
+	int		   *pool_sizes;
+	int			npools;
+	AtsResult  *res;
+	int			i,
+				p;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	products = AtsProductIds(product_arr, &nproducts);
+	whs = AtsResolveWarehouses(wh_arr, PG_ARGISNULL(3), PG_ARGISNULL(3) ? 0 : PG_GETARG_INT32(3), &nwhs);
+
+	if (per_warehouse)
+	{
+		npools = nwhs;
+		pools = palloc(sizeof(int32 *) * Max(npools, 1));
+		pool_sizes = palloc(sizeof(int) * Max(npools, 1));
+		for (p = 0; p < npools; p++)
+		{
+			pools[p] = &whs[p];
+			pool_sizes[p] = 1;
+		}
+	}
+	else
+	{
+		npools = 1;
+		pools = palloc(sizeof(int32 *));
+		pool_sizes = palloc(sizeof(int));
+		pools[0] = whs;
+		pool_sizes[0] = nwhs;
+	}
+
+	res = AtsCompute(products, nproducts, npools, pools, pool_sizes);
+
+	for (i = 0; i < res->nproducts; i++)
+	{
+		int32		id = res->products[i];
+
+		if (hash_search(res->product_info, &id, HASH_FIND, NULL) == NULL)
+			continue;			/* no such product */
+		for (p = 0; p < npools; p++)
+		{
+			AtsEntry   *e = AtsLookup(res, id, p);
+			Datum		values[7];
+			bool		nulls[7] = {false};
+
+			values[0] = Int32GetDatum(id);
+			if (per_warehouse)
+				values[1] = Int32GetDatum(pools[p][0]);
+			else
+				nulls[1] = true;
+			values[2] = QtyGetNumeric(e->on_hand);
+			values[3] = QtyGetNumeric(e->reserved);
+			values[4] = QtyGetNumeric(e->safety);
+			values[5] = QtyGetNumeric(e->pending);
+			values[6] = QtyGetNumeric(e->ats);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	SPI_finish();
+
+	PG_RETURN_NULL();
+}
