@@ -28,3 +28,1096 @@ COMMENT ON FUNCTION omnichan.library_version() IS
 'Version of the loaded omnichan shared library; compare with pg_extension.extversion.';
 
 REVOKE ALL ON SCHEMA omnichan FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Channels and policies
+--
+-- A channel is one seller account on one marketplace.  Its configuration is
+-- written only through omnichan.channel_create / channel_alter, which validate
+-- every setting against omnichan.setting_spec (the single source of truth for
+-- keys, types, ranges, formats and defaults; docs/channels.md describes it)
+-- and then write one row with one INSERT or UPDATE, so a failed call leaves
+-- nothing behind.  The CHECK constraints repeat the essential rules as a
+-- second line of defence for direct DML.
+-------------------------------------------------------------------------------
+
+-- Marketplace kinds, with their per-kind interval defaults.
+CREATE TABLE omnichan.channel_kind (
+	kind			text PRIMARY KEY,
+	description		text NOT NULL,
+	push_interval	interval NOT NULL,
+	pull_interval	interval NOT NULL
+);
+
+COMMENT ON TABLE omnichan.channel_kind IS
+'Marketplace kinds a channel can have, with their default push and pull intervals (static, owned by the extension).';
+
+INSERT INTO omnichan.channel_kind (kind, description, push_interval, pull_interval) VALUES
+	('amazon',	'Amazon Selling Partner API (SP-API)',				'5 minutes',	'5 minutes'),
+	('shopify',	'Shopify Admin API',								'0',			'1 minute'),
+	('ebay',	'eBay Sell APIs (Inventory, Fulfillment)',			'15 minutes',	'15 minutes'),
+	('walmart',	'Walmart Marketplace API (US)',						'10 minutes',	'10 minutes'),
+	('tiktok',	'TikTok Shop Open API',								'5 minutes',	'5 minutes'),
+	('etsy',	'Etsy Open API v3',									'15 minutes',	'15 minutes'),
+	('lazada',	'Lazada / Daraz Open Platform (Daraz = a Daraz country)', '30 minutes',	'30 minutes');
+
+-- Every setting key accepted by the configuration functions.
+CREATE TABLE omnichan.setting_spec (
+	scope			text NOT NULL,
+	key				text NOT NULL,
+	type			text NOT NULL
+		CHECK (type IN ('integer', 'number', 'boolean', 'string', 'url',
+						'interval', 'integer[]', 'string[]')),
+	min_value		numeric,
+	max_value		numeric,
+	pattern			text,
+	choices			text[],
+	format			text,
+	required		boolean NOT NULL DEFAULT false,
+	default_value	jsonb,
+	default_text	text,
+	description		text NOT NULL,
+	PRIMARY KEY (scope, key)
+);
+
+COMMENT ON TABLE omnichan.setting_spec IS
+'Setting keys accepted by channel_create/channel_alter (scope ''*'' = every channel, or a channel kind) and by product_policy_set (scope ''product_policy'') and product_channel_policy_set (scope ''product_channel_policy''): JSON type, range (seconds for intervals), format, default.';
+
+INSERT INTO omnichan.setting_spec
+	(scope, key, type, min_value, max_value, pattern, choices, format, required, default_value, default_text, description)
+VALUES
+	-- common to every kind (stored in columns of omnichan.channel)
+	('*', 'company_id', 'integer', 1, NULL, NULL, NULL, NULL, false, NULL,
+	 'the only company, when the database has exactly one',
+	 'Odoo company (res_company.id) the channel sells for.'),
+	('*', 'warehouse_ids', 'integer[]', 1, NULL, NULL, NULL, NULL, false, NULL,
+	 'every active warehouse of the company',
+	 'Odoo warehouses (stock_warehouse.id) whose stock the channel sells; active warehouses of company_id, stored sorted and without duplicates.'),
+	('*', 'default_warehouse_id', 'integer', 1, NULL, NULL, NULL, NULL, false, NULL,
+	 'the first (lowest id) of warehouse_ids',
+	 'Warehouse marketplace orders ship from by default; one of warehouse_ids.'),
+	('*', 'buffer_pct', 'number', 0, 100, NULL, NULL, NULL, false, '0', NULL,
+	 'Percentage of the available quantity held back from the channel.'),
+	('*', 'priority', 'integer', 1, NULL, NULL, NULL, NULL, false, '10', NULL,
+	 'Allocation priority when stock is scarce; 1 is the highest.'),
+	('*', 'max_qty', 'integer', 0, NULL, NULL, NULL, NULL, false, 'null', NULL,
+	 'Upper bound on the quantity published per product; null means no cap.'),
+	('*', 'low_stock_threshold', 'integer', 0, NULL, NULL, NULL, NULL, false, '0', NULL,
+	 'Units at or below which a product counts as low on stock for the channel.'),
+	('*', 'active', 'boolean', NULL, NULL, NULL, NULL, NULL, false, 'true', NULL,
+	 'Whether stock is pushed to and orders are pulled from the channel.'),
+	('*', 'push_interval', 'interval', 0, 86400, NULL, NULL, NULL, false, NULL,
+	 'per kind (see omnichan.channel_kind)',
+	 'Longest delay between a stock change and its push to the marketplace; 0 pushes as soon as possible. An interval string (''5 minutes'') or a number of seconds.'),
+	('*', 'pull_interval', 'interval', 1, 86400, NULL, NULL, NULL, false, NULL,
+	 'per kind (see omnichan.channel_kind)',
+	 'Time between two order pulls. An interval string (''1 minute'') or a number of seconds.'),
+	('*', 'endpoint', 'url', NULL, NULL, NULL, NULL, NULL, false, NULL,
+	 'the production API base URL of the kind (region, country or shop)',
+	 'API base URL (http or https, no credentials, query or fragment); request paths are appended to it.'),
+
+	-- amazon
+	('amazon', 'seller_id', 'string', NULL, NULL, '^[A-Z0-9]{9,20}$', NULL,
+	 'an Amazon seller id (merchant token) such as "A2EXAMPLE1234"', true, NULL, NULL,
+	 'Selling partner id (merchant token), used in Listings Items paths and feed headers.'),
+	('amazon', 'marketplace_ids', 'string[]', NULL, NULL, '^[A-Z0-9]{9,20}$', NULL,
+	 'a non-empty array of Amazon marketplace ids such as ["ATVPDKIKX0DER"]', true, NULL, NULL,
+	 'Marketplaces the listings are offered in (MarketplaceIds / marketplaceIds parameters).'),
+	('amazon', 'region', 'string', NULL, NULL, NULL, '{na,eu,fe}', NULL, false, '"na"', NULL,
+	 'SP-API region; selects the default endpoint https://sellingpartnerapi-<region>.amazon.com.'),
+	('amazon', 'token_endpoint', 'url', NULL, NULL, NULL, NULL, NULL, false, NULL,
+	 'https://api.amazon.com/auth/o2/token',
+	 'Login with Amazon (LWA) token endpoint used to refresh access tokens.'),
+
+	-- shopify
+	('shopify', 'shop_domain', 'string', NULL, NULL, '^[a-z0-9][a-z0-9-]*\.myshopify\.com$', NULL,
+	 'a shop domain such as "example.myshopify.com"', true, NULL, NULL,
+	 'The shop''s permanent *.myshopify.com domain; selects the default endpoint https://<shop_domain>.'),
+	('shopify', 'location_id', 'string', NULL, NULL, '^gid://shopify/Location/[0-9]+$', NULL,
+	 'a location global id such as "gid://shopify/Location/123456789"', true, NULL, NULL,
+	 'Shopify location whose inventory levels the channel sets (inventorySetQuantities locationId).'),
+	('shopify', 'api_version', 'string', NULL, NULL, '^[0-9]{4}-(01|04|07|10)$', NULL,
+	 'a quarterly Admin API version such as "2025-01"', false, '"2025-01"', NULL,
+	 'Admin API version; requests go to <endpoint>/admin/api/<api_version>/.'),
+
+	-- ebay
+	('ebay', 'marketplace_id', 'string', NULL, NULL, '^EBAY_[A-Z][A-Z_]{1,19}$', NULL,
+	 'an eBay marketplace id such as "EBAY_US"', true, NULL, NULL,
+	 'eBay marketplace of the listings (X-EBAY-C-MARKETPLACE-ID, offer marketplaceId).'),
+	('ebay', 'merchant_location_key', 'string', NULL, NULL, '^[A-Za-z0-9_-]{1,36}$', NULL,
+	 'an inventory location key of at most 36 letters, digits, "_" or "-"', false, NULL, NULL,
+	 'Inventory location the quantity is attributed to (availabilityDistributions merchantLocationKey); absent = none sent.'),
+	('ebay', 'token_endpoint', 'url', NULL, NULL, NULL, NULL, NULL, false, NULL,
+	 'https://api.ebay.com/identity/v1/oauth2/token',
+	 'OAuth token endpoint used to refresh user access tokens.'),
+
+	-- walmart
+	('walmart', 'ship_node', 'string', NULL, NULL, '^[0-9]{1,20}$', NULL,
+	 'a numeric ship node id such as "10000003527"', false, NULL, NULL,
+	 'Ship node the inventory is set for (shipNode); absent = the seller''s default ship node.'),
+	('walmart', 'token_endpoint', 'url', NULL, NULL, NULL, NULL, NULL, false, NULL,
+	 'https://marketplace.walmartapis.com/v3/token',
+	 'Token endpoint (POST /v3/token) used to obtain access tokens.'),
+
+	-- tiktok
+	('tiktok', 'shop_cipher', 'string', NULL, NULL, '^[A-Za-z0-9_-]{1,128}$', NULL,
+	 'a shop cipher as returned by /authorization/202309/shops', true, NULL, NULL,
+	 'shop_cipher query parameter sent on every shop-scoped call.'),
+	('tiktok', 'shop_id', 'string', NULL, NULL, '^[0-9]{1,25}$', NULL,
+	 'a numeric shop id such as "7494049642642441621"', false, NULL, NULL,
+	 'Shop id, used to route webhook notifications to the channel.'),
+	('tiktok', 'token_endpoint', 'url', NULL, NULL, NULL, NULL, NULL, false, NULL,
+	 'https://auth.tiktok-shops.com/api/v2/token/refresh',
+	 'Token refresh endpoint on the TikTok Shop auth host.'),
+
+	-- etsy
+	('etsy', 'shop_id', 'integer', 1, NULL, NULL, NULL, NULL, true, NULL, NULL,
+	 'Etsy shop id (shop_id path parameter of the receipts API).'),
+	('etsy', 'token_endpoint', 'url', NULL, NULL, NULL, NULL, NULL, false, NULL,
+	 'https://openapi.etsy.com/v3/public/oauth/token',
+	 'OAuth token endpoint used to refresh access tokens.'),
+
+	-- lazada (and Daraz)
+	('lazada', 'country', 'string', NULL, NULL, NULL, '{my,sg,th,ph,vn,id,pk,bd,lk,np,mm}', NULL, true, NULL, NULL,
+	 'Seller country: my, sg, th, ph, vn, id (Lazada) or pk, bd, lk, np, mm (Daraz); selects the default endpoint.'),
+	('lazada', 'seller_id', 'string', NULL, NULL, '^[0-9]{1,20}$', NULL,
+	 'a numeric seller id such as "1234567"', false, NULL, NULL,
+	 'Seller id, used to route push messages to the channel.'),
+	('lazada', 'token_endpoint', 'url', NULL, NULL, NULL, NULL, NULL, false, NULL,
+	 'Lazada: https://auth.lazada.com/rest/auth/token/refresh; Daraz: <endpoint of the country>/auth/token/refresh',
+	 'Token refresh endpoint (/auth/token/refresh).'),
+
+	-- per-product policies
+	('product_policy', 'safety_stock', 'number', 0, NULL, NULL, NULL, NULL, false, '0', NULL,
+	 'Units of the product never offered on any channel.'),
+	('product_channel_policy', 'buffer_pct', 'number', 0, 100, NULL, NULL, NULL, false, 'null',
+	 'the channel''s buffer_pct',
+	 'Overrides the channel''s buffer_pct for this product; null clears the override.'),
+	('product_channel_policy', 'max_qty', 'integer', 0, NULL, NULL, NULL, NULL, false, 'null',
+	 'the channel''s max_qty',
+	 'Overrides the channel''s max_qty for this product; null clears the override.'),
+	('product_channel_policy', 'excluded', 'boolean', NULL, NULL, NULL, NULL, NULL, false, 'false', NULL,
+	 'When true the product is offered on the channel with quantity 0.');
+
+-- true when the array has no NULL and is sorted ascending without duplicates
+CREATE FUNCTION omnichan._int_array_is_set(a int[])
+RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.array_position(a, NULL) IS NULL
+	   AND a OPERATOR(pg_catalog.=) ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(a) AS x ORDER BY x)
+$$;
+
+COMMENT ON FUNCTION omnichan._int_array_is_set(int[]) IS
+'Internal: true when the array has no NULL and is sorted ascending without duplicates.';
+
+CREATE TABLE omnichan.channel (
+	id					serial PRIMARY KEY,
+	name				text NOT NULL UNIQUE
+		CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,62}$'),
+	kind				text NOT NULL REFERENCES omnichan.channel_kind (kind),
+	company_id			int NOT NULL,
+	warehouse_ids		int[] NOT NULL
+		CHECK (pg_catalog.cardinality(warehouse_ids) >= 1
+			   AND omnichan._int_array_is_set(warehouse_ids)),
+	default_warehouse_id int NOT NULL,
+	buffer_pct			numeric NOT NULL DEFAULT 0
+		CHECK (buffer_pct BETWEEN 0 AND 100),
+	priority			int NOT NULL DEFAULT 10
+		CHECK (priority >= 1),
+	max_qty				int
+		CHECK (max_qty >= 0),
+	low_stock_threshold	int NOT NULL DEFAULT 0
+		CHECK (low_stock_threshold >= 0),
+	active				boolean NOT NULL DEFAULT true,
+	push_interval		interval NOT NULL
+		CHECK (push_interval BETWEEN '0' AND '1 day'),
+	pull_interval		interval NOT NULL
+		CHECK (pull_interval BETWEEN '1 second' AND '1 day'),
+	endpoint			text NOT NULL
+		CHECK (endpoint ~ '^https?://[^/?#@[:space:]]+(/[^?#[:space:]]*)?$'),
+	settings			jsonb NOT NULL DEFAULT '{}'
+		CHECK (pg_catalog.jsonb_typeof(settings) = 'object'),
+	created_at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	CHECK (default_warehouse_id = ANY (warehouse_ids))
+);
+
+COMMENT ON TABLE omnichan.channel IS
+'Marketplace channels (one seller account on one marketplace); write it with omnichan.channel_create/channel_alter/channel_drop.';
+COMMENT ON COLUMN omnichan.channel.settings IS
+'Kind-specific settings, validated against omnichan.setting_spec, defaults filled in.';
+
+CREATE TABLE omnichan.product_policy (
+	product_id		int PRIMARY KEY
+		REFERENCES public.product_product (id) ON DELETE CASCADE,
+	safety_stock	numeric NOT NULL DEFAULT 0
+		CHECK (safety_stock >= 0),
+	updated_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE omnichan.product_policy IS
+'Per-product settings for every channel; write it with omnichan.product_policy_set.';
+
+CREATE TABLE omnichan.product_channel_policy (
+	product_id		int NOT NULL
+		REFERENCES public.product_product (id) ON DELETE CASCADE,
+	channel_id		int NOT NULL
+		REFERENCES omnichan.channel (id) ON DELETE CASCADE,
+	buffer_pct		numeric
+		CHECK (buffer_pct BETWEEN 0 AND 100),
+	max_qty			int
+		CHECK (max_qty >= 0),
+	excluded		boolean NOT NULL DEFAULT false,
+	updated_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (product_id, channel_id)
+);
+
+CREATE INDEX ON omnichan.product_channel_policy (channel_id);
+
+COMMENT ON TABLE omnichan.product_channel_policy IS
+'Per-product overrides of one channel''s settings; write it with omnichan.product_channel_policy_set.';
+
+SELECT pg_catalog.pg_extension_config_dump('omnichan.channel', '');
+SELECT pg_catalog.pg_extension_config_dump('omnichan.channel_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('omnichan.product_policy', '');
+SELECT pg_catalog.pg_extension_config_dump('omnichan.product_channel_policy', '');
+
+-- Validate one value against its omnichan.setting_spec row; returns the
+-- normalized value (integers as integers, intervals as interval text, URLs
+-- without a trailing slash, integer arrays sorted without duplicates).
+CREATE FUNCTION omnichan._setting_value(p_scope text, p_key text, p_value jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s			omnichan.setting_spec;
+	jt			text := pg_catalog.jsonb_typeof(p_value);
+	n			numeric;
+	lo			numeric;
+	hi			numeric;
+	str			text;
+	iv			interval;
+	parts		text[];
+	elem		jsonb;
+	ints		int[] := '{}';
+	strs		text[] := '{}';
+	what		text;
+BEGIN
+	SELECT * INTO STRICT s FROM omnichan.setting_spec
+	 WHERE scope = p_scope AND key = p_key;
+
+	IF s.type IN ('integer', 'number') THEN
+		what := CASE s.type WHEN 'integer' THEN 'an integer' ELSE 'a number' END;
+		IF jt IS DISTINCT FROM 'number' THEN
+			RAISE EXCEPTION 'setting "%" must be %', p_key, what
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is a JSON %s.', jt);
+		END IF;
+		n := p_value::numeric;
+		IF s.type = 'integer' AND n OPERATOR(pg_catalog.<>) pg_catalog.trunc(n) THEN
+			RAISE EXCEPTION 'setting "%" must be an integer', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is %s.', n);
+		END IF;
+		lo := s.min_value;
+		hi := s.max_value;
+		IF s.type = 'integer' THEN
+			lo := COALESCE(lo, -2147483648);
+			hi := COALESCE(hi, 2147483647);
+		END IF;
+		IF s.min_value IS NOT NULL AND s.max_value IS NOT NULL
+		   AND (n < lo OR n > hi) THEN
+			RAISE EXCEPTION 'setting "%" must be between % and %', p_key, lo, hi
+				USING ERRCODE = 'numeric_value_out_of_range',
+					  DETAIL = pg_catalog.format('The value given is %s.', n);
+		ELSIF n < lo THEN
+			RAISE EXCEPTION 'setting "%" must be at least %', p_key, lo
+				USING ERRCODE = 'numeric_value_out_of_range',
+					  DETAIL = pg_catalog.format('The value given is %s.', n);
+		ELSIF n > hi THEN
+			RAISE EXCEPTION 'setting "%" must be at most %', p_key, hi
+				USING ERRCODE = 'numeric_value_out_of_range',
+					  DETAIL = pg_catalog.format('The value given is %s.', n);
+		END IF;
+		IF s.type = 'integer' THEN
+			RETURN pg_catalog.to_jsonb(n::int);
+		END IF;
+		RETURN pg_catalog.to_jsonb(n);
+
+	ELSIF s.type = 'boolean' THEN
+		IF jt IS DISTINCT FROM 'boolean' THEN
+			RAISE EXCEPTION 'setting "%" must be a boolean', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is a JSON %s.', jt);
+		END IF;
+		RETURN p_value;
+
+	ELSIF s.type = 'string' THEN
+		IF jt IS DISTINCT FROM 'string' THEN
+			RAISE EXCEPTION 'setting "%" must be a string', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is a JSON %s.', jt);
+		END IF;
+		str := p_value #>> '{}';
+		IF s.choices IS NOT NULL AND NOT str = ANY (s.choices) THEN
+			RAISE EXCEPTION 'setting "%" must be one of: %', p_key,
+				pg_catalog.array_to_string(s.choices, ', ')
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is %s.', p_value);
+		END IF;
+		IF s.pattern IS NOT NULL AND str !~ s.pattern THEN
+			RAISE EXCEPTION 'setting "%" must be %', p_key, s.format
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is %s.', p_value);
+		END IF;
+		RETURN p_value;
+
+	ELSIF s.type = 'url' THEN
+		IF jt IS DISTINCT FROM 'string' THEN
+			RAISE EXCEPTION 'setting "%" must be a string', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is a JSON %s.', jt);
+		END IF;
+		str := p_value #>> '{}';
+		-- scheme, authority, path; nothing else
+		parts := pg_catalog.regexp_match(str, '^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)([^?#]*)([?#].*)?$');
+		IF parts IS NULL OR pg_catalog.lower(parts[1]) NOT IN ('http', 'https') THEN
+			RAISE EXCEPTION 'setting "%" must be an http or https URL', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is %s.', p_value),
+					  HINT = 'Give an absolute URL such as "https://api.example.com".';
+		END IF;
+		IF pg_catalog.strpos(parts[2], '@') > 0 THEN
+			RAISE EXCEPTION 'setting "%" must not contain user information', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = 'The URL has a "user:password@" part.',
+					  HINT = 'Credentials are not stored in channel settings.';
+		END IF;
+		IF parts[4] IS NOT NULL THEN
+			RAISE EXCEPTION 'setting "%" must not contain a query or fragment', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is %s.', p_value);
+		END IF;
+		IF parts[2] !~ '^([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$'
+		   OR parts[3] ~ '[[:space:]]' THEN
+			RAISE EXCEPTION 'setting "%" must be an http or https URL', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is %s, whose host or path is not valid.', p_value),
+					  HINT = 'Give an absolute URL such as "https://api.example.com".';
+		END IF;
+		RETURN pg_catalog.to_jsonb(pg_catalog.lower(parts[1]) || '://' || parts[2]
+								   || pg_catalog.rtrim(parts[3], '/'));
+
+	ELSIF s.type = 'interval' THEN
+		IF jt = 'number' THEN
+			n := p_value::numeric;
+			IF n < s.min_value OR n > s.max_value THEN
+				RAISE EXCEPTION 'setting "%" must be between % and % seconds', p_key, s.min_value, s.max_value
+					USING ERRCODE = 'numeric_value_out_of_range',
+						  DETAIL = pg_catalog.format('The value given is %s.', p_value);
+			END IF;
+			iv := pg_catalog.make_interval(secs => n::double precision);
+		ELSIF jt = 'string' THEN
+			BEGIN
+				iv := (p_value #>> '{}')::interval;
+			EXCEPTION WHEN data_exception THEN
+				iv := NULL;
+			END;
+			IF iv IS NULL THEN
+				RAISE EXCEPTION 'setting "%" must be an interval such as "5 minutes" or a number of seconds', p_key
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = pg_catalog.format('The value given is %s.', p_value);
+			END IF;
+		ELSE
+			RAISE EXCEPTION 'setting "%" must be an interval such as "5 minutes" or a number of seconds', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is a JSON %s.', jt);
+		END IF;
+		n := pg_catalog.date_part('epoch', iv);
+		IF n < s.min_value OR n > s.max_value THEN
+			RAISE EXCEPTION 'setting "%" must be between % and % seconds', p_key, s.min_value, s.max_value
+				USING ERRCODE = 'numeric_value_out_of_range',
+					  DETAIL = pg_catalog.format('The value given is %s (%s seconds).', p_value, n);
+		END IF;
+		RETURN pg_catalog.to_jsonb(iv::text);
+
+	ELSIF s.type = 'integer[]' THEN
+		IF jt IS DISTINCT FROM 'array' OR pg_catalog.jsonb_array_length(p_value) = 0 THEN
+			RAISE EXCEPTION 'setting "%" must be a non-empty array of integers', p_key
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is %s.', p_value);
+		END IF;
+		FOR elem IN SELECT e FROM pg_catalog.jsonb_array_elements(p_value) AS e LOOP
+			IF pg_catalog.jsonb_typeof(elem) IS DISTINCT FROM 'number'
+			   OR elem::numeric OPERATOR(pg_catalog.<>) pg_catalog.trunc(elem::numeric) THEN
+				RAISE EXCEPTION 'setting "%" must be a non-empty array of integers', p_key
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = pg_catalog.format('The element %s is not an integer.', elem);
+			END IF;
+			IF elem::numeric < s.min_value OR elem::numeric > 2147483647 THEN
+				RAISE EXCEPTION 'setting "%" must contain integers between % and 2147483647', p_key, s.min_value
+					USING ERRCODE = 'numeric_value_out_of_range',
+						  DETAIL = pg_catalog.format('The element %s is out of range.', elem);
+			END IF;
+			ints := ints || elem::numeric::int;
+		END LOOP;
+		RETURN pg_catalog.to_jsonb(ARRAY(SELECT DISTINCT x FROM pg_catalog.unnest(ints) AS x ORDER BY x));
+
+	ELSIF s.type = 'string[]' THEN
+		IF jt IS DISTINCT FROM 'array' OR pg_catalog.jsonb_array_length(p_value) = 0 THEN
+			RAISE EXCEPTION 'setting "%" must be %', p_key, s.format
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The value given is %s.', p_value);
+		END IF;
+		FOR elem IN SELECT e FROM pg_catalog.jsonb_array_elements(p_value) AS e LOOP
+			IF pg_catalog.jsonb_typeof(elem) IS DISTINCT FROM 'string'
+			   OR (s.pattern IS NOT NULL AND (elem #>> '{}') !~ s.pattern) THEN
+				RAISE EXCEPTION 'setting "%" must be %', p_key, s.format
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = pg_catalog.format('The element %s is not valid.', elem);
+			END IF;
+			IF NOT (elem #>> '{}') = ANY (strs) THEN
+				strs := strs || (elem #>> '{}');
+			END IF;
+		END LOOP;
+		RETURN pg_catalog.to_jsonb(strs);
+	END IF;
+
+	RAISE EXCEPTION 'unexpected setting type "%"', s.type;	-- cannot happen
+END
+$$;
+
+COMMENT ON FUNCTION omnichan._setting_value(text, text, jsonb) IS
+'Internal: validate one setting value against omnichan.setting_spec and return it normalized.';
+
+-- Check that every key of p_patch is a key of one of p_scopes; the error
+-- lists the valid keys.
+CREATE FUNCTION omnichan._setting_keys_check(p_scopes text[], p_patch jsonb, p_what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	k	text;
+BEGIN
+	IF p_patch IS NULL OR pg_catalog.jsonb_typeof(p_patch) IS DISTINCT FROM 'object' THEN
+		RAISE EXCEPTION '% must be a JSON object', p_what
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('The value given is %s.', COALESCE(p_patch::text, 'NULL'));
+	END IF;
+	FOR k IN SELECT pg_catalog.jsonb_object_keys(p_patch) ORDER BY 1 LOOP
+		IF NOT EXISTS (SELECT 1 FROM omnichan.setting_spec
+						WHERE scope = ANY (p_scopes) AND key = k) THEN
+			RAISE EXCEPTION 'unknown setting "%"', k
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = pg_catalog.format('Valid keys %s: %s.',
+						CASE WHEN p_scopes[pg_catalog.cardinality(p_scopes)] IN ('product_policy', 'product_channel_policy')
+							 THEN 'are'
+							 ELSE pg_catalog.format('for kind "%s" are', p_scopes[pg_catalog.cardinality(p_scopes)]) END,
+						(SELECT pg_catalog.string_agg(key, ', ' ORDER BY key)
+						   FROM omnichan.setting_spec WHERE scope = ANY (p_scopes)));
+		END IF;
+	END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan._setting_keys_check(text[], jsonb, text) IS
+'Internal: reject a settings object that is not an object or has a key unknown to the given setting_spec scopes.';
+
+-- Default of a derived setting (endpoint, token_endpoint) from the other
+-- kind settings.
+CREATE FUNCTION omnichan._channel_default_url(p_kind text, p_key text, p_settings jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	country	text := p_settings ->> 'country';
+	host	text;
+BEGIN
+	IF p_kind = 'lazada' THEN
+		host := CASE country
+			WHEN 'my' THEN 'https://api.lazada.com.my/rest'
+			WHEN 'sg' THEN 'https://api.lazada.sg/rest'
+			WHEN 'th' THEN 'https://api.lazada.co.th/rest'
+			WHEN 'ph' THEN 'https://api.lazada.com.ph/rest'
+			WHEN 'vn' THEN 'https://api.lazada.vn/rest'
+			WHEN 'id' THEN 'https://api.lazada.co.id/rest'
+			WHEN 'pk' THEN 'https://api.daraz.pk/rest'
+			WHEN 'bd' THEN 'https://api.daraz.com.bd/rest'
+			WHEN 'lk' THEN 'https://api.daraz.lk/rest'
+			WHEN 'np' THEN 'https://api.daraz.com.np/rest'
+			WHEN 'mm' THEN 'https://api.shop.com.mm/rest'
+		END;
+	END IF;
+
+	IF p_key = 'endpoint' THEN
+		RETURN pg_catalog.to_jsonb(CASE p_kind
+			WHEN 'amazon' THEN 'https://sellingpartnerapi-' || (p_settings ->> 'region') || '.amazon.com'
+			WHEN 'shopify' THEN 'https://' || (p_settings ->> 'shop_domain')
+			WHEN 'ebay' THEN 'https://api.ebay.com'
+			WHEN 'walmart' THEN 'https://marketplace.walmartapis.com'
+			WHEN 'tiktok' THEN 'https://open-api.tiktokglobalshop.com'
+			WHEN 'etsy' THEN 'https://openapi.etsy.com'
+			WHEN 'lazada' THEN host
+		END);
+	ELSIF p_key = 'token_endpoint' THEN
+		RETURN pg_catalog.to_jsonb(CASE p_kind
+			WHEN 'amazon' THEN 'https://api.amazon.com/auth/o2/token'
+			WHEN 'ebay' THEN 'https://api.ebay.com/identity/v1/oauth2/token'
+			WHEN 'walmart' THEN 'https://marketplace.walmartapis.com/v3/token'
+			WHEN 'tiktok' THEN 'https://auth.tiktok-shops.com/api/v2/token/refresh'
+			WHEN 'etsy' THEN 'https://openapi.etsy.com/v3/public/oauth/token'
+			WHEN 'lazada' THEN CASE WHEN country IN ('pk', 'bd', 'lk', 'np', 'mm')
+									THEN host || '/auth/token/refresh'
+									ELSE 'https://auth.lazada.com/rest/auth/token/refresh' END
+		END);
+	END IF;
+	RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan._channel_default_url(text, text, jsonb) IS
+'Internal: production default of the endpoint or token_endpoint setting of a channel kind, given its other settings.';
+
+-- Merge p_patch into the effective settings p_old (an empty object when
+-- creating), validate everything against the kind and fill in defaults.
+-- Returns the new effective settings; writes nothing.
+CREATE FUNCTION omnichan._channel_resolve(p_kind text, p_old jsonb, p_patch jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	scopes		text[] := ARRAY['*', p_kind];
+	eff			jsonb := p_old;
+	k			text;
+	v			jsonb;
+	s			omnichan.setting_spec;
+	ck			omnichan.channel_kind;
+	company		int;
+	n			int;
+	wh			record;
+	whs			int[];
+	url_key		text;
+	old_default	jsonb;
+BEGIN
+	PERFORM omnichan._setting_keys_check(scopes, p_patch, 'settings');
+
+	-- validate and merge; JSON null removes the key (back to its default)
+	FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(p_patch) AS e ORDER BY e.key LOOP
+		IF v = 'null'::jsonb THEN
+			eff := eff - k;
+		ELSE
+			eff := eff || pg_catalog.jsonb_build_object(k,
+				omnichan._setting_value(
+					(SELECT scope FROM omnichan.setting_spec
+					  WHERE scope = ANY (scopes) AND key = k), k, v));
+		END IF;
+	END LOOP;
+
+	-- static defaults, then required keys
+	FOR s IN SELECT * FROM omnichan.setting_spec
+			  WHERE scope = ANY (scopes) ORDER BY key LOOP
+		IF NOT eff ? s.key AND s.default_value IS NOT NULL THEN
+			eff := eff || pg_catalog.jsonb_build_object(s.key, s.default_value);
+		END IF;
+		IF s.required AND NOT eff ? s.key THEN
+			RAISE EXCEPTION 'setting "%" is required for kind "%"', s.key, p_kind
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = pg_catalog.format('%s%s', s.description,
+						CASE WHEN s.format IS NOT NULL THEN ' It must be ' || s.format || '.' ELSE '' END);
+		END IF;
+	END LOOP;
+
+	-- company
+	IF NOT eff ? 'company_id' THEN
+		SELECT pg_catalog.count(*), pg_catalog.min(id) INTO n, company
+		  FROM public.res_company WHERE active;
+		IF n <> 1 THEN
+			RAISE EXCEPTION 'setting "company_id" is required when there is not exactly one company'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('The database has %s active companies.', n),
+					  HINT = (SELECT 'Companies: ' || pg_catalog.string_agg(pg_catalog.format('%s (%s)', id, name), ', ' ORDER BY id) || '.'
+								FROM public.res_company WHERE active);
+		END IF;
+		eff := eff || pg_catalog.jsonb_build_object('company_id', company);
+	ELSE
+		company := (eff ->> 'company_id')::int;
+		IF NOT EXISTS (SELECT 1 FROM public.res_company WHERE id = company AND active) THEN
+			RAISE EXCEPTION 'setting "company_id" refers to no active company'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('There is no active res_company with id %s.', company),
+					  HINT = (SELECT 'Companies: ' || pg_catalog.string_agg(pg_catalog.format('%s (%s)', id, name), ', ' ORDER BY id) || '.'
+								FROM public.res_company WHERE active);
+		END IF;
+	END IF;
+
+	-- warehouses: default = every active warehouse of the company
+	IF NOT eff ? 'warehouse_ids' THEN
+		whs := ARRAY(SELECT id FROM public.stock_warehouse
+					  WHERE company_id = company AND active ORDER BY id);
+		IF pg_catalog.cardinality(whs) = 0 THEN
+			RAISE EXCEPTION 'company % has no active warehouse', company
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Create a warehouse in Odoo first, or choose another company_id.';
+		END IF;
+		eff := eff || pg_catalog.jsonb_build_object('warehouse_ids', whs);
+	END IF;
+	whs := ARRAY(SELECT pg_catalog.jsonb_array_elements_text(eff -> 'warehouse_ids')::int);
+	FOR wh IN SELECT w.x AS id, sw.id AS found, sw.active, sw.company_id, sw.code
+				FROM pg_catalog.unnest(whs) AS w(x)
+				LEFT JOIN public.stock_warehouse sw ON sw.id = w.x
+			   ORDER BY w.x LOOP
+		IF wh.found IS NULL THEN
+			RAISE EXCEPTION 'setting "warehouse_ids" contains warehouse %, which does not exist', wh.id
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = (SELECT pg_catalog.format('Active warehouses of company %s: %s.', company,
+							COALESCE(pg_catalog.string_agg(pg_catalog.format('%s (%s)', id, code), ', ' ORDER BY id), 'none'))
+							FROM public.stock_warehouse WHERE company_id = company AND active);
+		ELSIF wh.company_id IS DISTINCT FROM company THEN
+			RAISE EXCEPTION 'setting "warehouse_ids" contains warehouse %, which belongs to another company', wh.id
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('Warehouse %s (%s) belongs to company %s, the channel to company %s.',
+							wh.id, wh.code, wh.company_id, company),
+					  HINT = (SELECT pg_catalog.format('Active warehouses of company %s: %s.', company,
+							COALESCE(pg_catalog.string_agg(pg_catalog.format('%s (%s)', id, code), ', ' ORDER BY id), 'none'))
+							FROM public.stock_warehouse WHERE company_id = company AND active);
+		ELSIF NOT wh.active THEN
+			RAISE EXCEPTION 'setting "warehouse_ids" contains warehouse %, which is archived', wh.id
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('Warehouse %s (%s) is not active.', wh.id, wh.code);
+		END IF;
+	END LOOP;
+
+	-- default warehouse: kept while it is one of the warehouses, else the first
+	IF NOT eff ? 'default_warehouse_id'
+	   OR (NOT p_patch ? 'default_warehouse_id'
+		   AND NOT (eff -> 'default_warehouse_id')::int = ANY (whs)) THEN
+		eff := eff || pg_catalog.jsonb_build_object('default_warehouse_id', whs[1]);
+	ELSIF NOT (eff -> 'default_warehouse_id')::int = ANY (whs) THEN
+		RAISE EXCEPTION 'setting "default_warehouse_id" must be one of the channel''s warehouse_ids'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('Warehouse %s is not in warehouse_ids %s.',
+						eff -> 'default_warehouse_id', eff -> 'warehouse_ids');
+	END IF;
+
+	-- intervals: per kind
+	SELECT * INTO STRICT ck FROM omnichan.channel_kind WHERE kind = p_kind;
+	IF NOT eff ? 'push_interval' THEN
+		eff := eff || pg_catalog.jsonb_build_object('push_interval', ck.push_interval::text);
+	END IF;
+	IF NOT eff ? 'pull_interval' THEN
+		eff := eff || pg_catalog.jsonb_build_object('pull_interval', ck.pull_interval::text);
+	END IF;
+
+	-- URLs: derived from the other settings; a URL that was the default
+	-- follows the settings it derives from unless it is given explicitly
+	FOR url_key IN SELECT key FROM omnichan.setting_spec
+					WHERE scope = ANY (scopes) AND key IN ('endpoint', 'token_endpoint')
+					ORDER BY key LOOP
+		old_default := omnichan._channel_default_url(p_kind, url_key, p_old);
+		IF NOT eff ? url_key
+		   OR (NOT p_patch ? url_key AND p_old -> url_key = old_default) THEN
+			eff := eff || pg_catalog.jsonb_build_object(url_key,
+							omnichan._channel_default_url(p_kind, url_key, eff));
+		END IF;
+	END LOOP;
+
+	RETURN eff;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan._channel_resolve(text, jsonb, jsonb) IS
+'Internal: merge a settings patch into a channel''s effective settings, validate it against the kind and fill in defaults.';
+
+-- Effective settings of a channel row (common columns + kind settings).
+CREATE FUNCTION omnichan._channel_effective(c omnichan.channel)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.jsonb_build_object(
+			'company_id', c.company_id,
+			'warehouse_ids', pg_catalog.to_jsonb(c.warehouse_ids),
+			'default_warehouse_id', c.default_warehouse_id,
+			'buffer_pct', c.buffer_pct,
+			'priority', c.priority,
+			'max_qty', c.max_qty,
+			'low_stock_threshold', c.low_stock_threshold,
+			'active', c.active,
+			'push_interval', c.push_interval::text,
+			'pull_interval', c.pull_interval::text,
+			'endpoint', c.endpoint)
+		   OPERATOR(pg_catalog.||) c.settings
+$$;
+
+COMMENT ON FUNCTION omnichan._channel_effective(omnichan.channel) IS
+'Internal: the effective settings of a channel row as one JSON object.';
+
+CREATE FUNCTION omnichan._channel_check_name(p_name text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF p_name IS NULL OR p_name !~ '^[a-z0-9][a-z0-9_.-]{0,62}$' THEN
+		RAISE EXCEPTION 'invalid channel name "%"', p_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'A channel name is 1 to 63 characters: lower-case letters, digits, "_", "." and "-", starting with a letter or digit.',
+				  HINT = 'For example "amazon-us" or "shopify.main".';
+	END IF;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan._channel_check_name(text) IS
+'Internal: raise an error unless the text is a valid channel name.';
+
+-- Write the effective settings into a channel row: one INSERT or UPDATE.
+CREATE FUNCTION omnichan.channel_create(name text, kind text, settings jsonb DEFAULT '{}')
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p_name		text := name;
+	p_kind		text := kind;
+	eff			jsonb;
+	common		text[];
+	new_id		int;
+BEGIN
+	PERFORM omnichan._channel_check_name(p_name);
+	IF NOT EXISTS (SELECT 1 FROM omnichan.channel_kind k WHERE k.kind = p_kind) THEN
+		RAISE EXCEPTION 'unknown channel kind "%"', p_kind
+			USING ERRCODE = 'undefined_object',
+				  HINT = (SELECT 'Valid kinds: ' || pg_catalog.string_agg(k.kind, ', ' ORDER BY k.kind) || '.'
+							FROM omnichan.channel_kind k);
+	END IF;
+	IF EXISTS (SELECT 1 FROM omnichan.channel c WHERE c.name = p_name) THEN
+		RAISE EXCEPTION 'channel "%" already exists', p_name
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+
+	eff := omnichan._channel_resolve(p_kind, '{}', COALESCE(settings, '{}'));
+	common := ARRAY(SELECT s.key FROM omnichan.setting_spec s WHERE s.scope = '*');
+
+	BEGIN
+		INSERT INTO omnichan.channel AS c
+			(name, kind, company_id, warehouse_ids, default_warehouse_id,
+			 buffer_pct, priority, max_qty, low_stock_threshold, active,
+			 push_interval, pull_interval, endpoint, settings)
+		VALUES
+			(p_name, p_kind, (eff ->> 'company_id')::int,
+			 ARRAY(SELECT pg_catalog.jsonb_array_elements_text(eff -> 'warehouse_ids')::int),
+			 (eff ->> 'default_warehouse_id')::int,
+			 (eff ->> 'buffer_pct')::numeric, (eff ->> 'priority')::int,
+			 (eff ->> 'max_qty')::int, (eff ->> 'low_stock_threshold')::int,
+			 (eff ->> 'active')::boolean,
+			 (eff ->> 'push_interval')::interval, (eff ->> 'pull_interval')::interval,
+			 eff ->> 'endpoint', eff - common)
+		RETURNING c.id INTO new_id;
+	EXCEPTION WHEN unique_violation THEN
+		-- a concurrent transaction committed the same name first
+		RAISE EXCEPTION 'channel "%" already exists', p_name
+			USING ERRCODE = 'duplicate_object';
+	END;
+	RETURN new_id;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan.channel_create(text, text, jsonb) IS
+'Create a marketplace channel of the given kind; settings are validated against omnichan.setting_spec (see docs/channels.md). Returns the channel id.';
+
+CREATE FUNCTION omnichan.channel_alter(name text, settings jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p_name		text := name;
+	patch		jsonb := settings;
+	c			omnichan.channel;
+	eff			jsonb;
+	common		text[];
+BEGIN
+	SELECT * INTO c FROM omnichan.channel ch WHERE ch.name = p_name FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'channel "%" does not exist', p_name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF patch ? 'kind' THEN
+		RAISE EXCEPTION 'the kind of channel "%" cannot be changed', p_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('The channel is of kind "%s".', c.kind),
+				  HINT = 'Drop the channel and create a new one.';
+	END IF;
+
+	eff := omnichan._channel_resolve(c.kind, omnichan._channel_effective(c), patch);
+	common := ARRAY(SELECT s.key FROM omnichan.setting_spec s WHERE s.scope = '*');
+
+	UPDATE omnichan.channel ch SET
+		company_id = (eff ->> 'company_id')::int,
+		warehouse_ids = ARRAY(SELECT pg_catalog.jsonb_array_elements_text(eff -> 'warehouse_ids')::int),
+		default_warehouse_id = (eff ->> 'default_warehouse_id')::int,
+		buffer_pct = (eff ->> 'buffer_pct')::numeric,
+		priority = (eff ->> 'priority')::int,
+		max_qty = (eff ->> 'max_qty')::int,
+		low_stock_threshold = (eff ->> 'low_stock_threshold')::int,
+		active = (eff ->> 'active')::boolean,
+		push_interval = (eff ->> 'push_interval')::interval,
+		pull_interval = (eff ->> 'pull_interval')::interval,
+		endpoint = eff ->> 'endpoint',
+		settings = eff - common,
+		updated_at = pg_catalog.clock_timestamp()
+	 WHERE ch.id = c.id;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan.channel_alter(text, jsonb) IS
+'Change settings of a channel: the given keys are merged into its settings (JSON null resets a key to its default) and everything is validated again; the kind cannot change.';
+
+CREATE FUNCTION omnichan.channel_drop(name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p_name	text := name;
+BEGIN
+	DELETE FROM omnichan.channel ch WHERE ch.name = p_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'channel "%" does not exist', p_name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan.channel_drop(text) IS
+'Drop a channel and its per-product overrides.';
+
+CREATE FUNCTION omnichan.channel_settings(name text)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p_name	text := name;
+	c		omnichan.channel;
+BEGIN
+	SELECT * INTO c FROM omnichan.channel ch WHERE ch.name = p_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'channel "%" does not exist', p_name
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN omnichan._channel_effective(c);
+END
+$$;
+
+COMMENT ON FUNCTION omnichan.channel_settings(text) IS
+'Effective settings of a channel (common and kind-specific, defaults included) as one JSON object, suitable as the settings argument of channel_create.';
+
+CREATE FUNCTION omnichan._product_check(p_product_id int)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF p_product_id IS NULL
+	   OR NOT EXISTS (SELECT 1 FROM public.product_product WHERE id = p_product_id) THEN
+		RAISE EXCEPTION 'product % does not exist', COALESCE(p_product_id::text, 'NULL')
+			USING ERRCODE = 'undefined_object',
+				  DETAIL = 'There is no product_product row with that id.';
+	END IF;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan._product_check(int) IS
+'Internal: raise an error unless the product variant exists.';
+
+CREATE FUNCTION omnichan.product_policy_set(product_id int, policy jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p_product	int := product_id;
+	cur			jsonb;
+	k			text;
+	v			jsonb;
+BEGIN
+	PERFORM omnichan._product_check(p_product);
+	PERFORM omnichan._setting_keys_check(ARRAY['product_policy'], policy, 'policy');
+
+	SELECT pg_catalog.jsonb_build_object('safety_stock', pp.safety_stock) INTO cur
+	  FROM omnichan.product_policy pp WHERE pp.product_id = p_product FOR UPDATE;
+	cur := COALESCE(cur, '{"safety_stock": 0}');
+	FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(policy) AS e ORDER BY e.key LOOP
+		cur := cur || pg_catalog.jsonb_build_object(k,
+			CASE WHEN v = 'null'::jsonb
+				 THEN (SELECT s.default_value FROM omnichan.setting_spec s
+						WHERE s.scope = 'product_policy' AND s.key = k)
+				 ELSE omnichan._setting_value('product_policy', k, v) END);
+	END LOOP;
+
+	IF (cur ->> 'safety_stock')::numeric = 0 THEN
+		DELETE FROM omnichan.product_policy pp WHERE pp.product_id = p_product;
+	ELSE
+		INSERT INTO omnichan.product_policy AS pp (product_id, safety_stock, updated_at)
+		VALUES (p_product, (cur ->> 'safety_stock')::numeric, pg_catalog.clock_timestamp())
+		ON CONFLICT ON CONSTRAINT product_policy_pkey DO UPDATE
+			SET safety_stock = excluded.safety_stock, updated_at = excluded.updated_at;
+	END IF;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan.product_policy_set(int, jsonb) IS
+'Set per-product policy keys (safety_stock); JSON null resets a key to its default; a product whose keys are all default has no row.';
+
+CREATE FUNCTION omnichan.product_channel_policy_set(product_id int, channel text, policy jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p_product	int := product_id;
+	p_channel	text := channel;
+	ch_id		int;
+	cur			jsonb;
+	k			text;
+	v			jsonb;
+BEGIN
+	PERFORM omnichan._product_check(p_product);
+	SELECT c.id INTO ch_id FROM omnichan.channel c WHERE c.name = p_channel FOR KEY SHARE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'channel "%" does not exist', p_channel
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	PERFORM omnichan._setting_keys_check(ARRAY['product_channel_policy'], policy, 'policy');
+
+	SELECT pg_catalog.jsonb_build_object('buffer_pct', pcp.buffer_pct, 'max_qty', pcp.max_qty,
+										 'excluded', pcp.excluded) INTO cur
+	  FROM omnichan.product_channel_policy pcp
+	 WHERE pcp.product_id = p_product AND pcp.channel_id = ch_id FOR UPDATE;
+	cur := COALESCE(cur, '{"buffer_pct": null, "max_qty": null, "excluded": false}');
+	FOR k, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(policy) AS e ORDER BY e.key LOOP
+		cur := cur || pg_catalog.jsonb_build_object(k,
+			CASE WHEN v = 'null'::jsonb
+				 THEN (SELECT s.default_value FROM omnichan.setting_spec s
+						WHERE s.scope = 'product_channel_policy' AND s.key = k)
+				 ELSE omnichan._setting_value('product_channel_policy', k, v) END);
+	END LOOP;
+
+	IF cur = '{"buffer_pct": null, "max_qty": null, "excluded": false}'::jsonb THEN
+		DELETE FROM omnichan.product_channel_policy pcp
+		 WHERE pcp.product_id = p_product AND pcp.channel_id = ch_id;
+	ELSE
+		INSERT INTO omnichan.product_channel_policy AS pcp
+			(product_id, channel_id, buffer_pct, max_qty, excluded, updated_at)
+		VALUES (p_product, ch_id, (cur ->> 'buffer_pct')::numeric, (cur ->> 'max_qty')::int,
+				(cur ->> 'excluded')::boolean, pg_catalog.clock_timestamp())
+		ON CONFLICT ON CONSTRAINT product_channel_policy_pkey DO UPDATE
+			SET buffer_pct = excluded.buffer_pct, max_qty = excluded.max_qty,
+				excluded = excluded.excluded, updated_at = excluded.updated_at;
+	END IF;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan.product_channel_policy_set(int, text, jsonb) IS
+'Set per-product overrides for one channel (buffer_pct, max_qty, excluded); JSON null clears an override; the row goes away when nothing is overridden.';
+
+-- Read access for Odoo's database role.  The read functions are listed in
+-- _read_functions(): add one line there for each new read function.
+CREATE FUNCTION omnichan._read_functions()
+RETURNS SETOF text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	VALUES
+		('omnichan._channel_effective(omnichan.channel)'),
+		('omnichan.channel_settings(text)')
+$$;
+
+COMMENT ON FUNCTION omnichan._read_functions() IS
+'Internal: signatures of the functions omnichan.grant_read makes executable.';
+
+CREATE FUNCTION omnichan._read_tables()
+RETURNS SETOF text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	VALUES
+		('omnichan.channel'),
+		('omnichan.channel_kind'),
+		('omnichan.setting_spec'),
+		('omnichan.product_policy'),
+		('omnichan.product_channel_policy')
+$$;
+
+COMMENT ON FUNCTION omnichan._read_tables() IS
+'Internal: tables omnichan.grant_read makes readable.';
+
+CREATE FUNCTION omnichan.grant_read(role regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	obj	text;
+BEGIN
+	EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA omnichan TO %s', role);
+	FOR obj IN SELECT omnichan._read_tables() LOOP
+		EXECUTE pg_catalog.format('GRANT SELECT ON TABLE %s TO %s', obj::regclass, role);
+	END LOOP;
+	FOR obj IN SELECT omnichan._read_functions() LOOP
+		EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', obj::regprocedure, role);
+	END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION omnichan.grant_read(regrole) IS
+'Let a role (e.g. Odoo''s database user) read channels and policies: USAGE on the schema, SELECT on the tables, EXECUTE on the read functions.';
+
+CREATE FUNCTION omnichan.revoke_read(role regrole)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	obj	text;
+BEGIN
+	FOR obj IN SELECT omnichan._read_functions() LOOP
+		EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM %s', obj::regprocedure, role);
+	END LOOP;
+	FOR obj IN SELECT omnichan._read_tables() LOOP
+		EXECUTE pg_catalog.format('REVOKE SELECT ON TABLE %s FROM %s', obj::regclass, role);
+	END LOOP;
+	EXECUTE pg_catalog.format('REVOKE USAGE ON SCHEMA omnichan FROM %s', role);
+END
+$$;
+
+COMMENT ON FUNCTION omnichan.revoke_read(regrole) IS
+'Undo omnichan.grant_read for a role.';
+
+REVOKE EXECUTE ON FUNCTION
+	omnichan._int_array_is_set(int[]),
+	omnichan._setting_value(text, text, jsonb),
+	omnichan._setting_keys_check(text[], jsonb, text),
+	omnichan._channel_default_url(text, text, jsonb),
+	omnichan._channel_resolve(text, jsonb, jsonb),
+	omnichan._channel_effective(omnichan.channel),
+	omnichan._channel_check_name(text),
+	omnichan.channel_create(text, text, jsonb),
+	omnichan.channel_alter(text, jsonb),
+	omnichan.channel_drop(text),
+	omnichan.channel_settings(text),
+	omnichan._product_check(int),
+	omnichan.product_policy_set(int, jsonb),
+	omnichan.product_channel_policy_set(int, text, jsonb),
+	omnichan._read_functions(),
+	omnichan._read_tables(),
+	omnichan.grant_read(regrole),
+	omnichan.revoke_read(regrole)
+FROM PUBLIC;
