@@ -39,4 +39,5 @@ SELECT catalog, objid FROM catalog_snapshot;
 
 SELECT count(*) AS omnichan_schemas FROM pg_namespace WHERE nspname = 'omnichan';
 
+DROP FUNCTION pg_temp.take_snapshot();
 DROP TABLE catalog_snapshot;

@@ -19,6 +19,28 @@
 -- Module
 -------------------------------------------------------------------------------
 
+-- omnichan reads and writes Odoo's own tables: refuse any other database.
+DO $$
+DECLARE
+    missing text;
+BEGIN
+    SELECT pg_catalog.string_agg(t, ', ' ORDER BY t) INTO missing
+      FROM pg_catalog.unnest(ARRAY['res_company', 'product_product', 'product_template', 'uom_uom',
+                                   'stock_location', 'stock_warehouse', 'stock_quant', 'stock_move',
+                                   'sale_order', 'sale_order_line']) AS t
+     WHERE pg_catalog.to_regclass('public.' || t) IS NULL;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'omnichan needs an Odoo 17 database with the stock and sale_stock modules installed'
+            USING ERRCODE = '55000',
+                  DETAIL = pg_catalog.format('These Odoo tables are missing in schema public: %s.', missing),
+                  HINT = 'Run CREATE EXTENSION omnichan in the database of Odoo, after installing the Inventory and Sales apps.';
+    END IF;
+END
+$$;
+
+CREATE SCHEMA omnichan;
+COMMENT ON SCHEMA omnichan IS 'omnichan: multichannel marketplace hub for Odoo';
+
 CREATE FUNCTION omnichan.library_version()
 RETURNS text
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
