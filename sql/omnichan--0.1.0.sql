@@ -1059,7 +1059,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 	VALUES
 		('omnichan._channel_effective(omnichan.channel)'),
-		('omnichan.channel_settings(text)')
+		('omnichan.channel_settings(text)'),
+		('omnichan.ats_bulk(int[], int[], boolean, int)'),
+		('omnichan.ats(int, int)'),
+		('omnichan.allocate_bulk(int[])'),
+		('omnichan.allocate(int)'),
+		('omnichan.explain_allocation(int)')
 $$;
 
 COMMENT ON FUNCTION omnichan._read_functions() IS
@@ -1143,3 +1148,213 @@ REVOKE EXECUTE ON FUNCTION
 	omnichan.grant_read(regrole),
 	omnichan.revoke_read(regrole)
 FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Available to sell and allocation
+-------------------------------------------------------------------------------
+
+-- Marketplace orders received but not yet turned into Odoo sale orders.  They
+-- count as pending demand from the moment they arrive (ats_bulk); the order
+-- pull fills these tables and sets sale_order_id when it creates the order.
+CREATE TABLE omnichan.order_inbox (
+    id              bigserial PRIMARY KEY,
+    channel_id      int NOT NULL REFERENCES omnichan.channel (id),
+    external_id     text NOT NULL CHECK (pg_catalog.length(external_id) BETWEEN 1 AND 255),
+    state           text NOT NULL DEFAULT 'received'
+                    CHECK (state IN ('received', 'held', 'materialized', 'cancelled')),
+    warehouse_id    int REFERENCES public.stock_warehouse (id) ON DELETE SET NULL,
+    sale_order_id   int REFERENCES public.sale_order (id) ON DELETE SET NULL,
+    received_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (channel_id, external_id)
+);
+COMMENT ON TABLE omnichan.order_inbox IS
+'Marketplace orders as received; unique per (channel, external id). Orders in state received or held without a sale order count as pending demand.';
+COMMENT ON COLUMN omnichan.order_inbox.warehouse_id IS
+'Warehouse the order ships from (routing); NULL = the channel''s default warehouse.';
+CREATE INDEX order_inbox_sale_order_idx ON omnichan.order_inbox (sale_order_id)
+    WHERE sale_order_id IS NOT NULL;
+
+CREATE TABLE omnichan.order_inbox_line (
+    inbox_id        bigint NOT NULL REFERENCES omnichan.order_inbox (id) ON DELETE CASCADE,
+    line_no         int NOT NULL CHECK (line_no >= 1),
+    channel_sku     text NOT NULL CHECK (pg_catalog.length(channel_sku) BETWEEN 1 AND 255),
+    product_id      int REFERENCES public.product_product (id) ON DELETE SET NULL,
+    quantity        numeric NOT NULL CHECK (quantity > 0),
+    PRIMARY KEY (inbox_id, line_no)
+);
+COMMENT ON TABLE omnichan.order_inbox_line IS
+'Lines of inbox orders; quantity in the product''s unit of measure; product_id NULL while the SKU is not linked to a product.';
+CREATE INDEX order_inbox_line_product_idx ON omnichan.order_inbox_line (product_id)
+    WHERE product_id IS NOT NULL;
+
+SELECT pg_catalog.pg_extension_config_dump('omnichan.order_inbox', '');
+SELECT pg_catalog.pg_extension_config_dump('omnichan.order_inbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('omnichan.order_inbox_line', '');
+
+-- Indexes Odoo lacks.  The open-move index keeps single-product ATS fast
+-- however many done moves a product has.  IF NOT EXISTS lets a DBA build them
+-- beforehand with CREATE INDEX CONCURRENTLY on a large database; either way
+-- they belong to the extension and go away with DROP EXTENSION.
+CREATE INDEX IF NOT EXISTS omnichan_stock_move_open_idx ON public.stock_move (product_id)
+    WHERE state IN ('waiting', 'confirmed', 'partially_available', 'assigned');
+ALTER INDEX public.omnichan_stock_move_open_idx DEPENDS ON EXTENSION omnichan;
+DO $$
+BEGIN
+    IF pg_catalog.to_regclass('public.mrp_bom_line') IS NOT NULL THEN
+        CREATE INDEX IF NOT EXISTS omnichan_mrp_bom_line_product_idx
+            ON public.mrp_bom_line (product_id);
+        ALTER INDEX public.omnichan_mrp_bom_line_product_idx DEPENDS ON EXTENSION omnichan;
+    END IF;
+END
+$$;
+
+CREATE TYPE omnichan.ats_row AS (
+    product_id      int,
+    warehouse_id    int,
+    on_hand         numeric,
+    reserved        numeric,
+    safety          numeric,
+    pending         numeric,
+    ats             numeric
+);
+
+CREATE FUNCTION omnichan.ats_bulk(product_ids int[] DEFAULT NULL,
+                                  warehouse_ids int[] DEFAULT NULL,
+                                  per_warehouse boolean DEFAULT false,
+                                  company_id int DEFAULT NULL)
+RETURNS SETOF omnichan.ats_row
+LANGUAGE C STABLE CALLED ON NULL INPUT ROWS 10000
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'omnichan_ats_bulk';
+COMMENT ON FUNCTION omnichan.ats_bulk(int[], int[], boolean, int) IS
+'Available to sell of many products (NULL: every storable product and kit): on_hand - reserved - safety - pending, over the given warehouses (NULL: every active warehouse, of company_id if given) as one pool, or per warehouse.';
+
+CREATE FUNCTION omnichan.ats(product_id int, warehouse_id int DEFAULT NULL)
+RETURNS omnichan.ats_row
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result omnichan.ats_row;
+BEGIN
+    IF product_id IS NULL THEN
+        RAISE EXCEPTION 'product_id must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO result
+      FROM omnichan.ats_bulk(ARRAY[product_id],
+                             CASE WHEN warehouse_id IS NULL THEN NULL ELSE ARRAY[warehouse_id] END,
+                             warehouse_id IS NOT NULL);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'product % does not exist', product_id
+            USING ERRCODE = '42704',
+                  HINT = 'Products are the rows of product_product.';
+    END IF;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION omnichan.ats(int, int) IS
+'Available to sell of one product in one warehouse (NULL: every active warehouse as one pool).';
+
+CREATE FUNCTION omnichan.allocate_bulk(product_ids int[] DEFAULT NULL)
+RETURNS TABLE (product_id int, channel_id int, channel text, quantity int,
+               mode text, pool bigint, left_before bigint)
+LANGUAGE C STABLE CALLED ON NULL INPUT ROWS 70000
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'omnichan_allocate_bulk';
+COMMENT ON FUNCTION omnichan.allocate_bulk(int[]) IS
+'Quantity each channel shows for each product (NULL: every storable product and kit). mode: normal, low_stock (priority waterfall), inactive, excluded or archived; pool: whole units in the pool of the channel''s warehouse group; left_before: in low_stock mode, units left for this channel after higher priorities.';
+
+CREATE FUNCTION omnichan.allocate(product_id int)
+RETURNS TABLE (channel_id int, channel text, quantity int, mode text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM public.product_product p WHERE p.id = allocate.product_id) THEN
+        RAISE EXCEPTION 'product % does not exist', allocate.product_id
+            USING ERRCODE = '42704',
+                  HINT = 'Products are the rows of product_product.';
+    END IF;
+    RETURN QUERY
+        SELECT a.channel_id, a.channel, a.quantity, a.mode
+          FROM omnichan.allocate_bulk(ARRAY[allocate.product_id]) a;
+END
+$$;
+COMMENT ON FUNCTION omnichan.allocate(int) IS
+'Quantity each channel shows for one product, with the mode that decided it.';
+
+CREATE FUNCTION omnichan.explain_allocation(product_id int)
+RETURNS TABLE (channel text, priority int, warehouse_ids int[], on_hand numeric,
+               reserved numeric, safety numeric, pending numeric, ats numeric,
+               buffer_pct numeric, max_qty int, mode text, pool bigint,
+               left_before bigint, shown int, explanation text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM public.product_product p WHERE p.id = explain_allocation.product_id) THEN
+        RAISE EXCEPTION 'product % does not exist', explain_allocation.product_id
+            USING ERRCODE = '42704',
+                  HINT = 'Products are the rows of product_product.';
+    END IF;
+    RETURN QUERY
+    WITH a AS (
+        SELECT al.*, c.priority AS prio, c.warehouse_ids AS whs, c.low_stock_threshold AS threshold,
+               COALESCE(o.buffer_pct, c.buffer_pct) AS buf,
+               CASE WHEN o.max_qty IS NOT NULL THEN o.max_qty ELSE c.max_qty END AS cap,
+               s.*
+          FROM omnichan.allocate_bulk(ARRAY[explain_allocation.product_id]) al
+          JOIN omnichan.channel c ON c.id = al.channel_id
+          LEFT JOIN omnichan.product_channel_policy o
+                 ON o.product_id = explain_allocation.product_id AND o.channel_id = c.id
+         CROSS JOIN LATERAL omnichan.ats_bulk(ARRAY[explain_allocation.product_id], c.warehouse_ids) s
+    ), n AS (
+        SELECT a.*,
+               -- what the channel would show with the whole of its own pool
+               LEAST(floor(floor(a.ats) * (100 - a.buf) / 100),
+                     COALESCE(a.cap, 2147483647))::bigint AS normal_qty
+          FROM a
+    )
+    SELECT n.channel, n.prio, n.whs, n.on_hand, n.reserved, n.safety, n.pending, n.ats,
+           n.buf, n.cap, n.mode, n.pool, n.left_before, n.quantity,
+           format('ats %s = max(0, on hand %s - reserved %s - safety %s - pending %s); ',
+                  n.ats, n.on_hand, n.reserved, n.safety, n.pending)
+           || CASE n.mode
+              WHEN 'inactive' THEN 'the channel is inactive: shows 0'
+              WHEN 'archived' THEN 'the product is archived in Odoo: shows 0'
+              WHEN 'excluded' THEN 'the product is excluded from this channel: shows 0'
+              WHEN 'normal' THEN
+                  format('normal mode (pool %s above the low-stock threshold): floor(%s x (1 - %s%%)) = %s',
+                         n.pool, floor(n.ats), n.buf, floor(floor(n.ats) * (100 - n.buf) / 100))
+                  || CASE WHEN n.cap IS NOT NULL AND floor(floor(n.ats) * (100 - n.buf) / 100) > n.cap
+                          THEN format(', capped at max_qty %s', n.cap) ELSE '' END
+                  || format(': shows %s', n.quantity)
+              ELSE
+                  format('low-stock mode (pool %s at or below a low-stock threshold): priority %s, %s left after higher priorities; floor(%s x (1 - %s%%)) = %s',
+                         n.pool, n.prio, n.left_before, n.left_before, n.buf,
+                         floor(GREATEST(n.left_before, 0) * (100 - n.buf) / 100))
+                  || CASE WHEN n.cap IS NOT NULL AND floor(GREATEST(n.left_before, 0) * (100 - n.buf) / 100) > n.cap
+                          THEN format(', capped at max_qty %s', n.cap) ELSE '' END
+                  || format(': shows %s', n.quantity)
+                  || CASE WHEN n.quantity < n.normal_qty
+                          THEN format(' (cut by %s: it would show %s with stock to spare)',
+                                      n.normal_qty - n.quantity, n.normal_qty)
+                          ELSE '' END
+              END
+      FROM n
+     ORDER BY n.prio, n.channel_id;
+END
+$$;
+COMMENT ON FUNCTION omnichan.explain_allocation(int) IS
+'Why each channel shows what it shows for a product: every term of available-to-sell, the buffer, the cap, the mode, and who was cut by the low-stock waterfall.';
+
+REVOKE ALL ON FUNCTION omnichan.ats_bulk(int[], int[], boolean, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.ats(int, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.allocate_bulk(int[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.allocate(int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.explain_allocation(int) FROM PUBLIC;
+
+-- ats_bulk and allocate_bulk run as the extension's owner (they read
+-- omnichan.order_inbox, which a reader role cannot see), so a role granted
+-- omnichan.grant_read() sees quantities, never order data.

@@ -83,14 +83,14 @@ typedef enum AtsQuery
 	"       pg_catalog.round(pg_catalog.sum(GREATEST(m.product_qty - " \
 	"           COALESCE(m.quantity, 0) / mu.factor * pu.factor, 0)) * 1000000)::int8 " \
 	"  FROM public.stock_move m " \
-	"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS s(loc, pool) ON s.loc = m.location_id " \
+	"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS s(loc, pool) ON s.loc = m.location_id " \
 	"  JOIN public.uom_uom mu ON mu.id = m.product_uom " \
 	"  JOIN public.product_product pp ON pp.id = m.product_id " \
 	"  JOIN public.product_template pt ON pt.id = pp.product_tmpl_id " \
 	"  JOIN public.uom_uom pu ON pu.id = pt.uom_id " \
 	" WHERE m.state IN ('waiting', 'confirmed', 'partially_available', 'assigned') " \
 	filter \
-	"   AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest($3::int4[], $4::int4[]) AS d(loc, pool) " \
+	"   AND NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int4[])) AS d(loc, pool) " \
 	"                    WHERE d.loc = m.location_dest_id AND d.pool = s.pool) " \
 	" GROUP BY 1, 2"
 
@@ -106,7 +106,7 @@ typedef enum AtsQuery
 	"           / lu.factor * pu.factor) * 1000000)::int8 " \
 	"  FROM public.sale_order_line sol " \
 	"  JOIN public.sale_order so ON so.id = sol.order_id " \
-	"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS w(wh, pool) ON w.wh = so.warehouse_id " \
+	"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS w(wh, pool) ON w.wh = so.warehouse_id " \
 	"  JOIN public.uom_uom lu ON lu.id = sol.product_uom " \
 	"  JOIN public.product_product pp ON pp.id = sol.product_id " \
 	"  JOIN public.product_template pt ON pt.id = pp.product_tmpl_id " \
@@ -125,7 +125,7 @@ typedef enum AtsQuery
 	"  FROM omnichan.order_inbox i " \
 	"  JOIN omnichan.order_inbox_line l ON l.inbox_id = i.id " \
 	"  JOIN omnichan.channel c ON c.id = i.channel_id " \
-	"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS w(wh, pool) " \
+	"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS w(wh, pool) " \
 	"       ON w.wh = COALESCE(i.warehouse_id, c.default_warehouse_id) " \
 	" WHERE i.sale_order_id IS NULL AND i.state IN ('received', 'held') " \
 	"   AND l.product_id IS NOT NULL " \
@@ -193,7 +193,7 @@ static const AtsQueryDef AtsQueries[NUM_ATS_QUERIES][2] = {
 			"       pg_catalog.round(pg_catalog.sum(COALESCE(q.quantity, 0)) * 1000000)::int8, "
 			"       pg_catalog.round(pg_catalog.sum(q.reserved_quantity) * 1000000)::int8 "
 			"  FROM public.stock_quant q "
-			"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS s(loc, pool) ON s.loc = q.location_id "
+			"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS s(loc, pool) ON s.loc = q.location_id "
 			" GROUP BY 1, 2",
 			2, {INT4ARRAYOID, INT4ARRAYOID}
 		},
@@ -202,7 +202,7 @@ static const AtsQueryDef AtsQueries[NUM_ATS_QUERIES][2] = {
 			"       pg_catalog.round(pg_catalog.sum(COALESCE(q.quantity, 0)) * 1000000)::int8, "
 			"       pg_catalog.round(pg_catalog.sum(q.reserved_quantity) * 1000000)::int8 "
 			"  FROM public.stock_quant q "
-			"  JOIN pg_catalog.unnest($1::int4[], $2::int4[]) AS s(loc, pool) ON s.loc = q.location_id "
+			"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS s(loc, pool) ON s.loc = q.location_id "
 			" WHERE q.product_id = ANY($3) "
 			" GROUP BY 1, 2",
 			3, {INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID}
