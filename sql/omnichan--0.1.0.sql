@@ -1338,7 +1338,7 @@ BEGIN
                           THEN format(', capped at max_qty %s', n.cap) ELSE '' END
                   || format(': shows %s', n.quantity)
                   || CASE WHEN n.quantity < n.normal_qty
-                          THEN format(' (cut by %s: it would show %s with stock to spare)',
+                          THEN format(' (cut by %s for higher priorities: with the pool to itself it would show %s)',
                                       n.normal_qty - n.quantity, n.normal_qty)
                           ELSE '' END
               END
