@@ -28,6 +28,10 @@ failures=()
 start_time=$(date +%s)
 
 RUN=$OC_ROOT/test/.run
+# one run at a time per checkout: a second one waits for the first
+mkdir -p "$RUN"
+exec 9>"$OC_ROOT/test/.run.lock"
+flock 9
 rm -rf "$RUN"
 mkdir -p "$RUN"
 [ "$(id -u)" -eq 0 ] && chmod 755 "$RUN"
