@@ -19,6 +19,17 @@
 -- Module
 -------------------------------------------------------------------------------
 
+CREATE SCHEMA omnichan;
+COMMENT ON SCHEMA omnichan IS 'omnichan: multichannel marketplace hub for Odoo';
+
+CREATE FUNCTION omnichan.library_version()
+RETURNS text
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'omnichan_library_version';
+
+COMMENT ON FUNCTION omnichan.library_version() IS
+'Version of the loaded omnichan shared library; compare with pg_extension.extversion.';
+
 -- omnichan reads and writes Odoo's own tables: refuse any other database.
 DO $$
 DECLARE
@@ -37,17 +48,6 @@ BEGIN
     END IF;
 END
 $$;
-
-CREATE SCHEMA omnichan;
-COMMENT ON SCHEMA omnichan IS 'omnichan: multichannel marketplace hub for Odoo';
-
-CREATE FUNCTION omnichan.library_version()
-RETURNS text
-LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'omnichan_library_version';
-
-COMMENT ON FUNCTION omnichan.library_version() IS
-'Version of the loaded omnichan shared library; compare with pg_extension.extversion.';
 
 REVOKE ALL ON SCHEMA omnichan FROM PUBLIC;
 
