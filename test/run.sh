@@ -102,8 +102,8 @@ else
 fi
 
 oc_log "starting a throwaway cluster with shared_preload_libraries = omnichan"
-oc_cluster_start "$RUN/cluster" "shared_preload_libraries = 'omnichan'" ||
-	{ record cluster failed; exit 1; }
+oc_cluster_start "$RUN/cluster" "shared_preload_libraries = 'omnichan'" >"$RUN/cluster.log" 2>&1 ||
+	{ record cluster failed "$RUN/cluster.log"; exit 1; }
 
 oc_log "preparing databases"
 if ! oc_create_fixture_db odoo_fixture >"$RUN/fixture.log" 2>&1; then
@@ -126,10 +126,12 @@ esac
 
 # databases for the suites, all copies of the fixture
 for db in omnichan_regress omnichan_iso omnichan_tap; do
-	"$OC_PGBIN/createdb" -T odoo_fixture "$db" || exit 1
+	"$OC_PGBIN/createdb" -T odoo_fixture "$db" >>"$RUN/prepare.log" 2>&1 ||
+		{ record "create-database-$db" failed "$RUN/prepare.log"; exit 1; }
 done
 for db in omnichan_tap $real_db; do
-	oc_psql "$db" -c 'CREATE EXTENSION pgtap; CREATE EXTENSION omnichan;' >/dev/null || exit 1
+	oc_psql "$db" -c 'CREATE EXTENSION pgtap; CREATE EXTENSION omnichan;' >>"$RUN/prepare.log" 2>&1 ||
+		{ record "install-extension-$db" failed "$RUN/prepare.log"; exit 1; }
 done
 
 # ---------------------------------------------------------------- pg_regress
