@@ -68,6 +68,7 @@ typedef enum AtsQuery
 	Q_INBOX,
 	Q_SAFETY,
 	Q_KITS,
+	Q_KIT_PARENTS,
 	Q_PRODUCTS,
 	NUM_ATS_QUERIES
 } AtsQuery;
@@ -133,9 +134,10 @@ typedef enum AtsQuery
 	" GROUP BY 1, 2"
 
 /*
- * Kits: the phantom BoM Odoo's _bom_find picks (variant BoM before template
- * BoM, then sequence, id), kit units per run in the kit's unit, and per
- * component the units per run in the component's unit.
+ * Kits: the phantom BoM Odoo's _bom_find picks (order "sequence, product_id,
+ * id": lowest sequence, then a variant's own BoM before its template's, then
+ * id), kit units per run in the kit's unit, and per component the units per
+ * run in the component's unit.
  */
 #define KITS_SQL(filter) \
 	"WITH k AS (" \
@@ -238,6 +240,28 @@ static const AtsQueryDef AtsQueries[NUM_ATS_QUERIES][2] = {
 		{KITS_SQL(""), 0, {0}},
 		{KITS_SQL("   WHERE pp.id = ANY($1) "), 1, {INT4ARRAYOID}}
 	},
+	/*
+	 * The products with an active phantom BoM that has one of the products
+	 * as a component: kits whose demand may become demand on them.
+	 */
+	[Q_KIT_PARENTS] = {
+		{NULL, 0, {0}},
+		{
+			"SELECT b.product_id "
+			"  FROM public.mrp_bom_line bl "
+			"  JOIN public.mrp_bom b ON b.id = bl.bom_id "
+			" WHERE bl.product_id = ANY($1) AND bl.product_qty > 0 "
+			"   AND b.active AND b.type = 'phantom' AND b.product_id IS NOT NULL "
+			"UNION "
+			"SELECT pp.id "
+			"  FROM public.mrp_bom_line bl "
+			"  JOIN public.mrp_bom b ON b.id = bl.bom_id "
+			"  JOIN public.product_product pp ON pp.product_tmpl_id = b.product_tmpl_id "
+			" WHERE bl.product_id = ANY($1) AND bl.product_qty > 0 "
+			"   AND b.active AND b.type = 'phantom' AND b.product_id IS NULL",
+			1, {INT4ARRAYOID}
+		}
+	},
 	[Q_PRODUCTS] = {
 		{
 			"SELECT pp.id, COALESCE(pp.active, false) AND COALESCE(pt.active, false), pt.type = 'product' "
@@ -269,7 +293,13 @@ static ArrayType *Int4Array(int32 *values, int n);
 static int32 GetInt4(int row, int col, bool *isnull);
 static int64 GetInt8(int row, int col);
 static bool GetBool(int row, int col);
+static bool MrpInstalled(void);
 static void LoadKits(AtsResult *res, int32 *ids, int nids, bool all);
+static void LoadKitParents(AtsResult *res, int32 *ids, int nids);
+static int32 *KitProductIds(AtsResult *res, int32 *product_ids, int nproduct_ids,
+							int *n);
+static int	CompareLocPool(const void *a, const void *b);
+static int	UniquePairs(int32 *loc, int32 *pool, int n);
 static void ExplodeKitDemand(AtsResult *res, int32 product_id, int pool,
 							 Qty demand, int depth);
 static void ComputeEntry(AtsResult *res, AtsEntry *e, int depth);
@@ -465,7 +495,7 @@ LoadKits(AtsResult *res, int32 *ids, int nids, bool all)
 	int			npending = nids;
 	int			depth = 0;
 
-	if (!OidIsValid(get_relname_relid("mrp_bom", get_namespace_oid("public", true))))
+	if (!MrpInstalled())
 		return;					/* mrp is not installed: no kits */
 
 	while (all || npending > 0)
@@ -474,6 +504,27 @@ LoadKits(AtsResult *res, int32 *ids, int nids, bool all)
 		int32	   *next;
 		int			nnext = 0;
 		uint64		row;
+		int			i,
+					j = 0;
+
+		/*
+		 * Only the products whose kit is not loaded yet: a kit reached twice
+		 * (listed and a component of a listed kit, or a component of two
+		 * kits) must not get its lines twice, or its demand would be
+		 * exploded twice.
+		 */
+		if (!all)
+		{
+			int32	   *todo = palloc(sizeof(int32) * Max(npending, 1));
+
+			for (i = 0; i < npending; i++)
+				if (hash_search(res->kits, &pending_ids[i], HASH_FIND, NULL) == NULL)
+					todo[j++] = pending_ids[i];
+			pending_ids = todo;
+			npending = j;
+			if (npending == 0)
+				break;
+		}
 
 		if (++depth > MAX_KIT_DEPTH)
 			ereport(ERROR,
@@ -523,6 +574,142 @@ LoadKits(AtsResult *res, int32 *ids, int nids, bool all)
 		pending_ids = next;
 		npending = nnext;
 	}
+}
+
+/* MrpInstalled: are Odoo's bills of materials (mrp) installed? */
+static bool
+MrpInstalled(void)
+{
+	Oid			nsp = get_namespace_oid("public", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("mrp_bom", nsp)) &&
+		OidIsValid(get_relname_relid("mrp_bom_line", nsp));
+}
+
+/*
+ * LoadKitParents
+ *		Loads, recursively, the kits having one of the given products as a
+ *		component (and their own components): demand on such a kit is demand
+ *		on the products, so it must be counted even when only a component is
+ *		asked for.
+ */
+static void
+LoadKitParents(AtsResult *res, int32 *ids, int nids)
+{
+	int32	   *frontier = ids;
+	int			nfrontier = nids;
+	int			depth = 0;
+
+	if (!MrpInstalled())
+		return;
+
+	while (nfrontier > 0)
+	{
+		Datum		values[1];
+		int32	   *parents;
+		int			nparents = 0;
+		uint64		row;
+
+		if (++depth > MAX_KIT_DEPTH)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_RECURSION),
+					 errmsg("kit bills of materials are nested more than %d levels deep", MAX_KIT_DEPTH),
+					 errhint("Check mrp_bom for a kit that contains itself.")));
+
+		values[0] = PointerGetDatum(Int4Array(frontier, nfrontier));
+		RunQuery(Q_KIT_PARENTS, true, values);
+		parents = palloc(sizeof(int32) * Max(SPI_processed, 1));
+		for (row = 0; row < SPI_processed; row++)
+		{
+			bool		isnull;
+			int32		id = GetInt4(row, 1, &isnull);
+
+			if (!isnull && hash_search(res->kits, &id, HASH_FIND, NULL) == NULL)
+				parents[nparents++] = id;
+		}
+		LoadKits(res, parents, nparents, false);
+		frontier = parents;
+		nfrontier = nparents;
+	}
+}
+
+/*
+ * KitProductIds
+ *		The products to read for a by-id run: those asked for, every loaded
+ *		kit and every component of those kits; sorted, without duplicates.
+ */
+static int32 *
+KitProductIds(AtsResult *res, int32 *product_ids, int nproduct_ids, int *n)
+{
+	int			cap = nproduct_ids + 64;
+	int32	   *ids = palloc(sizeof(int32) * cap);
+	int			nids = 0;
+	int			i,
+				j;
+	HASH_SEQ_STATUS seq;
+	AtsKit	   *kit;
+
+	memcpy(ids, product_ids, sizeof(int32) * nproduct_ids);
+	nids = nproduct_ids;
+	hash_seq_init(&seq, res->kits);
+	while ((kit = hash_seq_search(&seq)) != NULL)
+	{
+		if (nids + kit->nlines + 1 > cap)
+		{
+			cap = 2 * (nids + kit->nlines + 1);
+			ids = repalloc(ids, sizeof(int32) * cap);
+		}
+		ids[nids++] = kit->product_id;
+		for (i = 0; i < kit->nlines; i++)
+			ids[nids++] = kit->lines[i].component_id;
+	}
+	qsort(ids, nids, sizeof(int32), CompareInt32);
+	for (i = 0, j = 0; i < nids; i++)
+		if (j == 0 || ids[j - 1] != ids[i])
+			ids[j++] = ids[i];
+	*n = j;
+	return ids;
+}
+
+/* qsort comparator for (location, pool) pairs */
+static int
+CompareLocPool(const void *a, const void *b)
+{
+	const int32 *x = (const int32 *) a;
+	const int32 *y = (const int32 *) b;
+
+	if (x[1] != y[1])
+		return (x[1] > y[1]) - (x[1] < y[1]);
+	return (x[0] > y[0]) - (x[0] < y[0]);
+}
+
+/*
+ * UniquePairs
+ *		Sorts the (loc[i], pool[i]) pairs and removes duplicates (a location
+ *		under two warehouses of one pool counts once); returns their number.
+ */
+static int
+UniquePairs(int32 *loc, int32 *pool, int n)
+{
+	int32	   *pairs = palloc(sizeof(int32) * 2 * Max(n, 1));
+	int			i,
+				j = 0;
+
+	for (i = 0; i < n; i++)
+	{
+		pairs[2 * i] = loc[i];
+		pairs[2 * i + 1] = pool[i];
+	}
+	qsort(pairs, n, sizeof(int32) * 2, CompareLocPool);
+	for (i = 0; i < n; i++)
+	{
+		if (j > 0 && loc[j - 1] == pairs[2 * i] && pool[j - 1] == pairs[2 * i + 1])
+			continue;
+		loc[j] = pairs[2 * i];
+		pool[j++] = pairs[2 * i + 1];
+	}
+	pfree(pairs);
+	return j;
 }
 
 /*
@@ -674,21 +861,24 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 	res->product_info = hash_create("omnichan ats products", all ? 65536 : 64, &ctl,
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	/* warehouse -> pool pairs, and the distinct warehouses */
+	/*
+	 * warehouse -> pool pairs (a warehouse listed twice in a pool counts
+	 * once), and the warehouses
+	 */
 	for (p = 0; p < npools; p++)
 		nwh += pool_sizes[p];
 	wh_ids = palloc(sizeof(int32) * Max(nwh, 1));
 	wh_pool = palloc(sizeof(int32) * Max(nwh, 1));
 	all_wh = palloc(sizeof(int32) * Max(nwh, 1));
 	wh_seen = palloc0(sizeof(bool) * Max(nwh, 1));
-	nwh = 0;
 	for (p = 0; p < npools; p++)
 		for (i = 0; i < pool_sizes[p]; i++)
 		{
-			wh_ids[nwh] = pools[p][i];
-			wh_pool[nwh++] = p;
+			wh_ids[nall_wh] = pools[p][i];
+			wh_pool[nall_wh] = p;
 			all_wh[nall_wh++] = pools[p][i];
 		}
+	nwh = UniquePairs(wh_ids, wh_pool, nall_wh);
 
 	/* locations of those warehouses -> pools */
 	in_loc = palloc(sizeof(int32) * cap_in);
@@ -738,31 +928,20 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("warehouse %d does not exist", wh_ids[i]),
 					 errhint("Warehouses are the rows of stock_warehouse.")));
+	nin = UniquePairs(in_loc, in_pool, nin);
+	nsc = UniquePairs(sc_loc, sc_pool, nsc);
 
 	/* kits first: their components join the products to compute */
 	if (all)
 		LoadKits(res, NULL, 0, true);
 	else
 	{
-		ids = palloc(sizeof(int32) * Max(nproduct_ids, 1));
-		memcpy(ids, product_ids, sizeof(int32) * nproduct_ids);
-		nids = nproduct_ids;
-		LoadKits(res, ids, nids, false);
-		if (hash_get_num_entries(res->kits) > 0)
-		{
-			ids = repalloc(ids, sizeof(int32) * (nids + 64));
-			hash_seq_init(&seq, res->kits);
-			while ((kit = hash_seq_search(&seq)) != NULL)
-			{
-				for (i = 0; i < kit->nlines; i++)
-				{
-					if (nids % 64 == 0)
-						ids = repalloc(ids, sizeof(int32) * (nids + 64));
-					ids[nids++] = kit->lines[i].component_id;
-				}
-			}
-		}
-		qsort(ids, nids, sizeof(int32), CompareInt32);
+		/* the kits asked for and, level by level, the kits in them */
+		LoadKits(res, product_ids, nproduct_ids, false);
+		ids = KitProductIds(res, product_ids, nproduct_ids, &nids);
+		/* the kits containing any of those, whose demand reaches them */
+		LoadKitParents(res, ids, nids);
+		ids = KitProductIds(res, product_ids, nproduct_ids, &nids);
 		ids_array = Int4Array(ids, nids);
 	}
 
@@ -880,7 +1059,8 @@ AtsResolveWarehouses(ArrayType *arr, bool company_isnull, int32 company_id, int 
 	{
 		Datum	   *elems;
 		bool	   *nulls;
-		int			i;
+		int			i,
+					j;
 
 		deconstruct_array(arr, INT4OID, sizeof(int32), true, TYPALIGN_INT,
 						  &elems, &nulls, n);
@@ -894,6 +1074,11 @@ AtsResolveWarehouses(ArrayType *arr, bool company_isnull, int32 company_id, int 
 			ids[i] = DatumGetInt32(elems[i]);
 		}
 		qsort(ids, *n, sizeof(int32), CompareInt32);
+		/* a warehouse listed twice is one warehouse */
+		for (i = 0, j = 0; i < *n; i++)
+			if (j == 0 || ids[j - 1] != ids[i])
+				ids[j++] = ids[i];
+		*n = j;
 	}
 	else
 	{
