@@ -13,7 +13,9 @@ MODULE_big   = omnichan
 OBJS = \
 	src/omnichan.o \
 	src/ats.o \
-	src/allocate.o
+	src/allocate.o \
+	src/capture.o \
+	src/shmem.o
 
 DATA = $(wildcard sql/omnichan--*.sql)
 

@@ -22,17 +22,25 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "capture.h"
 #include "omnichan.h"
+#include "shmem.h"
 
 PG_MODULE_MAGIC;
 
 /* GUC variables, read by the other files through omnichan.h */
 bool		omnichan_count_manual_quotations = false;
 
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
 PGDLLEXPORT void _PG_init(void);
+static void omnichan_shmem_request(void);
+static void omnichan_shmem_startup(void);
 
 PG_FUNCTION_INFO_V1(omnichan_library_version);
 
@@ -73,6 +81,38 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("omnichan");
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = omnichan_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = omnichan_shmem_startup;
+
+	/* inherited by every backend forked from the postmaster */
+	OmnichanCaptureInit();
+}
+
+/*
+ * omnichan_shmem_request
+ *		shmem_request_hook: reserve omnichan's shared memory.
+ */
+static void
+omnichan_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	OmnichanShmemRequest();
+}
+
+/*
+ * omnichan_shmem_startup
+ *		shmem_startup_hook: create or attach to omnichan's shared memory.
+ */
+static void
+omnichan_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	OmnichanShmemStartup();
 }
 
 /*
