@@ -16,6 +16,7 @@ The server only ever binds to 127.0.0.1.
 """
 
 import base64
+import collections
 import copy
 import http
 import http.server
@@ -64,7 +65,6 @@ class Request:
     def __init__(self, method, target, headers, body, client_port):
         split = urllib.parse.urlsplit(target)
         self.method = method
-        self.target = target
         self.path = split.path or "/"
         self.query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
         self.header_items = list(headers.items())
@@ -127,12 +127,6 @@ class Response:
     def add_headers(self, headers):
         self.headers.extend((headers or {}).items())
         return self
-
-    def header(self, name):
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        return None
 
 
 def json_response(obj, status=200, headers=None):
@@ -259,8 +253,7 @@ class Journal:
         self.max_entries = max_entries
         self.max_body_bytes = max_body_bytes
         self._lock = threading.Lock()
-        self._entries = []
-        self._first = 0          # index of the first live entry in _entries
+        self._entries = collections.deque()
         self._body_bytes = 0
         self._seq = 0
 
@@ -277,7 +270,10 @@ class Journal:
             entry["seq"] = self._seq
             self._entries.append(entry)
             self._body_bytes += len(request.body)
-            self._evict()
+            while len(self._entries) > self.max_entries or (
+                    self._body_bytes > self.max_body_bytes
+                    and len(self._entries) > 1):
+                self._body_bytes -= len(self._entries.popleft()["body"])
         return entry
 
     def finish(self, entry, status, rule):
@@ -286,21 +282,9 @@ class Journal:
             entry["fault"] = None if rule is None else \
                 {"id": rule.id, "kind": rule.kind}
 
-    def _evict(self):
-        while (len(self._entries) - self._first > self.max_entries
-               or (self._body_bytes > self.max_body_bytes
-                   and len(self._entries) - self._first > 1)):
-            old = self._entries[self._first]
-            self._entries[self._first] = None
-            self._first += 1
-            self._body_bytes -= len(old["body"])
-        if self._first > 1024 and self._first * 2 > len(self._entries):
-            del self._entries[:self._first]
-            self._first = 0
-
     def entries(self, since=0, path_regex=None):
         with self._lock:
-            live = [dict(e) for e in self._entries[self._first:]
+            live = [dict(e) for e in self._entries
                     if e["seq"] > since
                     and (path_regex is None or path_regex.search(e["path"]))]
         for entry in live:
@@ -310,15 +294,14 @@ class Journal:
 
     def clear(self, restart_seq=False):
         with self._lock:
-            self._entries = []
-            self._first = 0
+            self._entries.clear()
             self._body_bytes = 0
             if restart_seq:
                 self._seq = 0
 
     def __len__(self):
         with self._lock:
-            return len(self._entries) - self._first
+            return len(self._entries)
 
 
 # --------------------------------------------------------------------------

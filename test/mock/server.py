@@ -86,7 +86,7 @@ def main(argv=None):
         if args.port_file:
             write_port_file(args.port_file, port)
         print(f"listening {core.LOOPBACK}:{port}", flush=True)
-        server.serve_forever()
+        server.serve_forever(poll_interval=0.1)
     finally:
         server.server_close()
         if args.port_file:
