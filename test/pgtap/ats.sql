@@ -8,7 +8,7 @@
 -- only looked up by external id.
 --
 BEGIN;
-SELECT plan(99);
+SELECT plan(100);
 
 SET LOCAL client_min_messages = warning;
 
@@ -258,6 +258,16 @@ SELECT is(pg_temp.pool(:p4, ARRAY[:w1, :w1]), '{10,0,0,0,10}'::numeric[],
           'a warehouse listed twice counts once');
 SELECT is((SELECT pg_catalog.count(*)::int FROM omnichan.ats_bulk(ARRAY[:p4], ARRAY[:w1, :w1], true)), 1,
           'a warehouse listed twice: one row per warehouse');
+-- a (misconfigured) warehouse sharing W1's locations: a location in a pool counts once
+INSERT INTO public.stock_warehouse (company_id, view_location_id, lot_stock_id, name, code, sequence,
+                                    reception_steps, delivery_steps, manufacture_steps, active)
+SELECT company_id, view_location_id, lot_stock_id, 'omnichan ats OCA4', 'OCA4', 91,
+       reception_steps, delivery_steps, manufacture_steps, true
+  FROM public.stock_warehouse WHERE id = :w1
+RETURNING id AS w4 \gset
+SELECT is(pg_temp.pool(:p4, ARRAY[:w1, :w4]), '{10,0,0,0,10}'::numeric[],
+          'two warehouses over the same locations: each quant counts once in a pool');
+UPDATE public.stock_warehouse SET active = false WHERE id = :w4;
 SELECT is((SELECT pg_catalog.count(*)::int FROM omnichan.ats_bulk(ARRAY[:p4, :p4, -1], ARRAY[:w1], true)), 1,
           'a product listed twice: one row; an unknown product: no row');
 
