@@ -155,7 +155,6 @@ typedef struct RecordedEntry
 } RecordedEntry;
 
 static HTAB *Recorded = NULL;
-static bool RecordedSomething = false;
 static bool CallbacksRegistered = false;
 static TimestampTz LastWarning = 0;
 
@@ -203,7 +202,10 @@ OmnichanCaptureInit(void)
 /*
  * CaptureXactCallback
  *		At commit of a transaction that recorded changes, wake the worker;
- *		at any end, forget the transaction's recorded set.
+ *		at any end, forget the transaction's recorded set.  "Recorded
+ *		changes" means the set is not empty: what a rolled-back
+ *		subtransaction recorded was removed from it with its log rows, and a
+ *		transaction left with nothing to report must not wake anyone.
  */
 static void
 CaptureXactCallback(XactEvent event, void *arg)
@@ -212,7 +214,7 @@ CaptureXactCallback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (RecordedSomething)
+			if (Recorded != NULL && hash_get_num_entries(Recorded) > 0)
 				OmnichanWakeDatabase(MyDatabaseId);
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
@@ -220,7 +222,6 @@ CaptureXactCallback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			/* the hash lived in TopTransactionContext, which goes away */
 			Recorded = NULL;
-			RecordedSomething = false;
 			break;
 		default:
 			break;
@@ -516,7 +517,6 @@ Record(IdList *products)
 	ret = SPI_execute_plan(InsertPlan, values, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "change-capture insert failed: %s", SPI_result_code_string(ret));
-	RecordedSomething = true;
 }
 
 /*
