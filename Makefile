@@ -15,7 +15,10 @@ OBJS = \
 	src/ats.o \
 	src/allocate.o \
 	src/capture.o \
-	src/shmem.o
+	src/shmem.o \
+	src/http.o \
+	src/throttle.o \
+	src/worker.o
 
 DATA = $(wildcard sql/omnichan--*.sql)
 

@@ -33,7 +33,7 @@ SELECT DISTINCT pg_describe_object(d.classid, d.objid, 0) ~ '^(schema omnichan|.
 ALTER EXTENSION omnichan SET SCHEMA public;
 
 -- every setting has a description and the right context
-SELECT name, setting, context, vartype, short_desc <> '' AS described,
+SELECT name, setting, unit, context, vartype, short_desc <> '' AS described,
        extra_desc <> '' AS explained
   FROM pg_settings WHERE name LIKE 'omnichan.%' ORDER BY name;
 

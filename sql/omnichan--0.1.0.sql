@@ -1649,3 +1649,344 @@ REVOKE ALL ON FUNCTION omnichan.kits_containing(int[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.dirty_claim(int, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.dirty_ack(uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.dirty_release(uuid) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Sync runtime
+--
+-- The sync worker of each database (src/worker.c) sends the outbound
+-- requests queued in omnichan.job through its HTTP engine (src/http.c):
+-- a job is claimed (FOR UPDATE SKIP LOCKED) and the claim committed, the
+-- request is sent, and its outcome is recorded in a new transaction.  A job
+-- found 'running' when a worker starts was interrupted by a crash: it is
+-- queued again (jobs are idempotent by design).  Every attempt is logged in
+-- omnichan.sync_log (bounded retention).  Per-channel state (pause, circuit
+-- breaker, schedule, last results) is in omnichan.channel_state.
+-------------------------------------------------------------------------------
+
+CREATE TABLE omnichan.job (
+    id                  bigserial PRIMARY KEY,
+    channel_id          int REFERENCES omnichan.channel (id) ON DELETE CASCADE,
+    operation           text NOT NULL DEFAULT 'http'
+                        CHECK (operation ~ '^[a-z][a-z0-9_]{0,39}$'),
+    method              text NOT NULL
+                        CHECK (method IN ('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD')),
+    url                 text NOT NULL
+                        CHECK (url ~* '^https?://[^/@[:space:]]+(/[^[:space:]]*)?$' AND pg_catalog.length(url) <= 8192),
+    headers             jsonb NOT NULL DEFAULT '{}'
+                        CHECK (pg_catalog.jsonb_typeof(headers) = 'object'),
+    body                bytea CHECK (pg_catalog.octet_length(body) <= 67108864),
+    state               text NOT NULL DEFAULT 'queued'
+                        CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    attempts            int NOT NULL DEFAULT 0,
+    max_attempts        int NOT NULL DEFAULT 8 CHECK (max_attempts BETWEEN 1 AND 100),
+    not_before          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    started_at          timestamptz,
+    finished_at         timestamptz,
+    response_status     int,
+    response_headers    jsonb,
+    response_body       bytea,
+    error               text
+);
+COMMENT ON TABLE omnichan.job IS
+'Outbound requests, durable: queued -> running (claim committed before sending) -> succeeded | failed | cancelled, or back to queued with a later not_before for a retry.';
+CREATE INDEX job_queue_idx ON omnichan.job (not_before, id) WHERE state = 'queued';
+CREATE INDEX job_running_idx ON omnichan.job (id) WHERE state = 'running';
+CREATE INDEX job_channel_idx ON omnichan.job (channel_id) WHERE state IN ('queued', 'running');
+
+CREATE TABLE omnichan.sync_log (
+    id              bigserial PRIMARY KEY,
+    at              timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    channel_id      int,
+    job_id          bigint,
+    operation       text NOT NULL,
+    method          text NOT NULL,
+    url             text NOT NULL,
+    attempt         int NOT NULL,
+    status          int,
+    duration_ms     double precision NOT NULL,
+    outcome         text NOT NULL CHECK (outcome IN ('succeeded', 'retry', 'failed')),
+    error           text
+);
+COMMENT ON TABLE omnichan.sync_log IS
+'Every request attempt: channel, operation, redacted URL, HTTP status, duration, attempt, outcome and error. Rows older than omnichan.sync_log_retention are deleted by the worker.';
+CREATE INDEX sync_log_at_idx ON omnichan.sync_log (at);
+CREATE INDEX sync_log_channel_idx ON omnichan.sync_log (channel_id, at);
+
+CREATE TABLE omnichan.channel_state (
+    channel_id              int PRIMARY KEY REFERENCES omnichan.channel (id) ON DELETE CASCADE,
+    paused                  boolean NOT NULL DEFAULT false,
+    circuit                 text NOT NULL DEFAULT 'closed'
+                            CHECK (circuit IN ('closed', 'open', 'half_open')),
+    circuit_opened_at       timestamptz,
+    consecutive_failures    int NOT NULL DEFAULT 0,
+    last_push_at            timestamptz,
+    last_pull_at            timestamptz,
+    last_success_at         timestamptz,
+    last_error              text,
+    last_error_at           timestamptz,
+    next_push_at            timestamptz,
+    next_pull_at            timestamptz,
+    full_resync_requested_at timestamptz,
+    order_cursor            timestamptz
+);
+COMMENT ON TABLE omnichan.channel_state IS
+'Runtime state of each channel, kept by the sync worker and the control functions.';
+
+CREATE TABLE omnichan.rate_limit (
+    channel_id      int REFERENCES omnichan.channel (id) ON DELETE CASCADE,
+    kind            text REFERENCES omnichan.channel_kind (kind),
+    operation       text NOT NULL CHECK (operation ~ '^([a-z][a-z0-9_]{0,39}|\*)$'),
+    rate            double precision NOT NULL CHECK (rate > 0 AND rate <= 100000),
+    burst           int NOT NULL CHECK (burst BETWEEN 1 AND 100000),
+    max_concurrency int CHECK (max_concurrency BETWEEN 1 AND 256),
+    CHECK ((channel_id IS NULL) <> (kind IS NULL))
+);
+COMMENT ON TABLE omnichan.rate_limit IS
+'Token buckets: rate (requests per second) and burst, per marketplace kind (defaults) or per channel (overrides), per operation (''*'' = any operation of that kind or channel). max_concurrency on a ''*'' row caps the requests in flight.';
+CREATE UNIQUE INDEX rate_limit_key_idx ON omnichan.rate_limit
+    (COALESCE(channel_id, 0), COALESCE(kind, ''), operation);
+
+-- Defaults from the marketplaces' documented limits (see docs/runtime.md).
+INSERT INTO omnichan.rate_limit (kind, operation, rate, burst, max_concurrency) VALUES
+    ('amazon', '*', 5, 10, 4),
+    ('amazon', 'order_pull', 0.0167, 20, NULL),
+    ('amazon', 'feed', 0.0083, 15, NULL),
+    ('shopify', '*', 2, 40, 4),
+    ('ebay', '*', 10, 20, 4),
+    ('walmart', '*', 5, 10, 4),
+    ('tiktok', '*', 50, 50, 8),
+    ('etsy', '*', 10, 10, 4),
+    ('lazada', '*', 20, 20, 4);
+
+SELECT pg_catalog.pg_extension_config_dump('omnichan.rate_limit', 'WHERE channel_id IS NOT NULL');
+
+CREATE TABLE omnichan.progress (
+    id              bigserial PRIMARY KEY,
+    channel_id      int REFERENCES omnichan.channel (id) ON DELETE CASCADE,
+    operation       text NOT NULL,
+    total           bigint NOT NULL CHECK (total >= 0),
+    done            bigint NOT NULL DEFAULT 0 CHECK (done >= 0),
+    started_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at     timestamptz
+);
+COMMENT ON TABLE omnichan.progress IS
+'Long operations (full resyncs, backfills) and how far they got; see the omnichan.progress_status view.';
+
+-- Ask the current transaction to wake the worker when it commits.
+CREATE FUNCTION omnichan._wake_on_commit()
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'omnichan_wake_on_commit';
+COMMENT ON FUNCTION omnichan._wake_on_commit() IS
+'Internal: the worker of this database is woken when the current transaction commits.';
+
+-- the channel of a name, or a clear error
+CREATE FUNCTION omnichan._channel_id(name text)
+RETURNS int
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int;
+BEGIN
+    SELECT c.id INTO cid FROM omnichan.channel c WHERE c.name = _channel_id.name;
+    IF cid IS NULL THEN
+        RAISE EXCEPTION 'channel "%" does not exist', _channel_id.name
+            USING ERRCODE = '42704',
+                  HINT = 'The channels are listed in omnichan.channel.';
+    END IF;
+    RETURN cid;
+END
+$$;
+
+CREATE FUNCTION omnichan.http_enqueue(method text, url text,
+                                      headers jsonb DEFAULT '{}',
+                                      body bytea DEFAULT NULL,
+                                      channel text DEFAULT NULL,
+                                      operation text DEFAULT 'http',
+                                      max_attempts int DEFAULT 8,
+                                      not_before timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    jid bigint;
+    h record;
+BEGIN
+    IF method IS NULL OR upper(method) NOT IN ('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD') THEN
+        RAISE EXCEPTION 'method must be one of GET, POST, PUT, PATCH, DELETE, HEAD'
+            USING ERRCODE = '22023';
+    END IF;
+    IF url IS NULL OR url !~* '^https?://[^/@[:space:]]+(/[^[:space:]]*)?$' THEN
+        RAISE EXCEPTION 'url must be an http or https URL without credentials'
+            USING ERRCODE = '22023',
+                  DETAIL = 'Only the http and https protocols are allowed; user:password@ is refused.',
+                  HINT = 'Put credentials in headers, or in omnichan''s channel credentials.';
+    END IF;
+    IF headers IS NULL OR jsonb_typeof(headers) <> 'object' THEN
+        RAISE EXCEPTION 'headers must be a JSON object of header names to string values'
+            USING ERRCODE = '22023';
+    END IF;
+    FOR h IN SELECT * FROM jsonb_each(headers) LOOP
+        IF jsonb_typeof(h.value) <> 'string' OR h.key !~ '^[A-Za-z0-9!#$%&''*+.^_`|~-]{1,128}$'
+           OR (h.value #>> '{}') ~ '[\r\n]' THEN
+            RAISE EXCEPTION 'header "%" is not a valid header name with a string value', h.key
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    INSERT INTO omnichan.job (channel_id, operation, method, url, headers, body, max_attempts, not_before)
+    VALUES (CASE WHEN channel IS NULL THEN NULL ELSE omnichan._channel_id(channel) END,
+            operation, upper(method), url, headers, body, max_attempts,
+            COALESCE(not_before, now()))
+    RETURNING id INTO jid;
+    PERFORM omnichan._wake_on_commit();
+    RETURN jid;
+END
+$$;
+COMMENT ON FUNCTION omnichan.http_enqueue(text, text, jsonb, bytea, text, text, int, timestamptz) IS
+'Queue an outbound HTTP request (durable; sent by the sync worker after commit, with retries, rate limits and the channel''s circuit breaker). Returns the job id; the outcome is in omnichan.job.';
+
+CREATE FUNCTION omnichan.rate_limit_set(channel text, operation text, rate double precision,
+                                        burst int, max_concurrency int DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int := omnichan._channel_id(channel);
+BEGIN
+    IF operation IS NULL OR operation !~ '^([a-z][a-z0-9_]{0,39}|\*)$' THEN
+        RAISE EXCEPTION 'operation must be "*" or a lower-case name' USING ERRCODE = '22023';
+    END IF;
+    IF rate IS NULL OR rate <= 0 OR rate > 100000 THEN
+        RAISE EXCEPTION 'rate must be between 0 (excluded) and 100000 requests per second'
+            USING ERRCODE = '22003';
+    END IF;
+    IF burst IS NULL OR burst < 1 OR burst > 100000 THEN
+        RAISE EXCEPTION 'burst must be between 1 and 100000' USING ERRCODE = '22003';
+    END IF;
+    IF max_concurrency IS NOT NULL AND (max_concurrency < 1 OR max_concurrency > 256) THEN
+        RAISE EXCEPTION 'max_concurrency must be between 1 and 256' USING ERRCODE = '22003';
+    END IF;
+    DELETE FROM omnichan.rate_limit r WHERE r.channel_id = cid AND r.operation = rate_limit_set.operation;
+    INSERT INTO omnichan.rate_limit (channel_id, operation, rate, burst, max_concurrency)
+    VALUES (cid, rate_limit_set.operation, rate, burst, max_concurrency);
+    PERFORM omnichan._wake_on_commit();
+END
+$$;
+COMMENT ON FUNCTION omnichan.rate_limit_set(text, text, double precision, int, int) IS
+'Override the token bucket (rate per second, burst) of one operation of a channel (''*'': every operation), and on ''*'' its maximum requests in flight.';
+
+-- Control functions: each writes channel_state and wakes the worker at commit.
+CREATE FUNCTION omnichan._control(name text, what text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int := omnichan._channel_id(name);
+BEGIN
+    INSERT INTO omnichan.channel_state AS s (channel_id) VALUES (cid)
+    ON CONFLICT (channel_id) DO NOTHING;
+    CASE what
+    WHEN 'sync_now' THEN
+        UPDATE omnichan.channel_state SET next_push_at = now(), next_pull_at = now() WHERE channel_id = cid;
+    WHEN 'pause' THEN
+        UPDATE omnichan.channel_state SET paused = true WHERE channel_id = cid;
+    WHEN 'resume' THEN
+        UPDATE omnichan.channel_state SET paused = false, next_push_at = now(), next_pull_at = now(),
+               circuit = 'closed', circuit_opened_at = NULL, consecutive_failures = 0
+         WHERE channel_id = cid;
+    WHEN 'full_resync' THEN
+        UPDATE omnichan.channel_state SET full_resync_requested_at = now(), next_push_at = now()
+         WHERE channel_id = cid;
+    END CASE;
+    PERFORM omnichan._wake_on_commit();
+END
+$$;
+
+CREATE FUNCTION omnichan.sync_now(channel text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT omnichan._control(channel, 'sync_now') $$;
+COMMENT ON FUNCTION omnichan.sync_now(text) IS 'Push stock and pull orders of the channel now, without waiting for its next scheduled run.';
+
+CREATE FUNCTION omnichan.pause(channel text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT omnichan._control(channel, 'pause') $$;
+COMMENT ON FUNCTION omnichan.pause(text) IS 'Stop sending anything to the channel (queued work waits) until omnichan.resume.';
+
+CREATE FUNCTION omnichan.resume(channel text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT omnichan._control(channel, 'resume') $$;
+COMMENT ON FUNCTION omnichan.resume(text) IS 'Resume a paused channel (and close its circuit breaker); its work runs now.';
+
+CREATE FUNCTION omnichan.full_resync(channel text) RETURNS void
+LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT omnichan._control(channel, 'full_resync') $$;
+COMMENT ON FUNCTION omnichan.full_resync(text) IS 'Push every listing of the channel, changed or not.';
+
+CREATE FUNCTION omnichan.set_order_cursor(channel text, since timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int := omnichan._channel_id(channel);
+BEGIN
+    IF since IS NULL OR since > now() THEN
+        RAISE EXCEPTION 'the order cursor must be a time in the past' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO omnichan.channel_state AS s (channel_id, order_cursor, next_pull_at)
+    VALUES (cid, since, now())
+    ON CONFLICT (channel_id) DO UPDATE SET order_cursor = since, next_pull_at = now();
+    PERFORM omnichan._wake_on_commit();
+END
+$$;
+COMMENT ON FUNCTION omnichan.set_order_cursor(text, timestamptz) IS
+'Re-pull the channel''s orders changed since the given time (existing orders are updated, never duplicated).';
+
+CREATE VIEW omnichan.channel_status AS
+SELECT c.id AS channel_id, c.name AS channel, c.kind,
+       CASE WHEN NOT c.active THEN 'inactive'
+            WHEN COALESCE(s.paused, false) THEN 'paused'
+            WHEN s.circuit = 'open' THEN 'circuit open'
+            WHEN s.circuit = 'half_open' THEN 'circuit half-open'
+            ELSE 'active' END AS state,
+       s.last_push_at, s.last_pull_at, s.last_success_at,
+       now() - LEAST(s.last_push_at, s.last_pull_at) AS lag,
+       (SELECT count(*) FROM omnichan.job j WHERE j.channel_id = c.id AND j.state IN ('queued', 'running')) AS backlog,
+       (SELECT count(*) FROM omnichan.sync_log l
+         WHERE l.channel_id = c.id AND l.at > now() - interval '1 hour' AND l.outcome <> 'succeeded') AS errors_last_hour,
+       LEAST(s.next_push_at, s.next_pull_at) AS next_run,
+       s.last_error, s.last_error_at, s.consecutive_failures
+  FROM omnichan.channel c
+  LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id;
+COMMENT ON VIEW omnichan.channel_status IS
+'Health of every channel: state (active, paused, circuit open, inactive), last push/pull and success, lag, queued requests, failed attempts in the last hour, next run, last error.';
+
+CREATE VIEW omnichan.progress_status AS
+SELECT p.id, c.name AS channel, p.operation, p.done, p.total,
+       CASE WHEN p.total = 0 THEN 100 ELSE round(100.0 * p.done / p.total, 1) END AS percent,
+       CASE WHEN p.updated_at > p.started_at
+            THEN round(p.done / extract(epoch FROM p.updated_at - p.started_at)::numeric, 1) END AS per_second,
+       CASE WHEN p.finished_at IS NULL AND p.done > 0 AND p.updated_at > p.started_at
+            THEN (p.total - p.done) * ((p.updated_at - p.started_at) / p.done) END AS eta,
+       p.started_at, p.updated_at, p.finished_at
+  FROM omnichan.progress p
+  LEFT JOIN omnichan.channel c ON c.id = p.channel_id;
+COMMENT ON VIEW omnichan.progress_status IS
+'Long operations: done of total, percent, rate and estimated time left (like pg_stat_progress_*).';
+
+REVOKE ALL ON FUNCTION omnichan._wake_on_commit() FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan._channel_id(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.http_enqueue(text, text, jsonb, bytea, text, text, int, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.rate_limit_set(text, text, double precision, int, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan._control(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.sync_now(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.pause(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.resume(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.full_resync(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.set_order_cursor(text, timestamptz) FROM PUBLIC;

@@ -155,6 +155,7 @@ typedef struct RecordedEntry
 } RecordedEntry;
 
 static HTAB *Recorded = NULL;
+static bool WakeRequested = false;	/* omnichan._wake_on_commit() was called */
 static bool CallbacksRegistered = false;
 static TimestampTz LastWarning = 0;
 
@@ -184,6 +185,7 @@ static bool LogTableUsable(void);
 
 PG_FUNCTION_INFO_V1(omnichan_capture);
 PG_FUNCTION_INFO_V1(omnichan_capture_wakeups);
+PG_FUNCTION_INFO_V1(omnichan_wake_on_commit);
 
 /*
  * OmnichanCaptureInit
@@ -216,12 +218,15 @@ CaptureXactCallback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			if (Recorded != NULL && hash_get_num_entries(Recorded) > 0)
 				OmnichanWakeDatabase(MyDatabaseId);
+			else if (WakeRequested)
+				OmnichanWakeWorker(MyDatabaseId);
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			/* the hash lived in TopTransactionContext, which goes away */
 			Recorded = NULL;
+			WakeRequested = false;
 			break;
 		default:
 			break;
@@ -675,4 +680,17 @@ omnichan_capture_wakeups(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum((int64) pg_atomic_read_u32(&slot->capture_errors));
 	values[3] = Int32GetDatum((int32) slot->worker_pid);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * omnichan_wake_on_commit
+ *		SQL: omnichan._wake_on_commit(): the worker of this database is woken
+ *		when the current transaction commits (queued jobs, control functions).
+ */
+Datum
+omnichan_wake_on_commit(PG_FUNCTION_ARGS)
+{
+	OmnichanCaptureInit();
+	WakeRequested = true;
+	PG_RETURN_VOID();
 }

@@ -34,6 +34,19 @@ PG_MODULE_MAGIC;
 
 /* GUC variables, read by the other files through omnichan.h */
 bool		omnichan_count_manual_quotations = false;
+char	   *omnichan_databases = NULL;
+int			omnichan_naptime = 10000;
+bool		omnichan_http_allow_plain_loopback = false;
+int			omnichan_http_connect_timeout = 5000;
+int			omnichan_http_timeout = 30000;
+int			omnichan_http_max_response_size = 16384;
+int			omnichan_http_max_inflight = 64;
+int			omnichan_http_max_host_connections = 16;
+int			omnichan_retry_base_delay = 1000;
+int			omnichan_retry_max_delay = 300000;
+int			omnichan_circuit_failure_threshold = 5;
+int			omnichan_circuit_open_time = 60000;
+int			omnichan_sync_log_retention = 7 * 24 * 3600;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -80,6 +93,122 @@ _PG_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomStringVariable("omnichan.databases",
+							   "Databases (comma-separated) in which omnichan runs a sync worker.",
+							   "Each listed database gets one background worker that sends the "
+							   "requests queued there. Reloading the configuration starts and stops "
+							   "workers to match the list.",
+							   &omnichan_databases,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT | GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.naptime",
+							"Longest time a sync worker sleeps when it has nothing to do.",
+							"Workers are woken at once by commits that change stock or queue work; "
+							"this only bounds how late time-based work (retries, schedules, "
+							"housekeeping) can start.",
+							&omnichan_naptime,
+							10000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("omnichan.http_allow_plain_loopback",
+							 "Allows plain http requests to loopback addresses.",
+							 "Marketplaces are reached over https with certificate verification, "
+							 "always. Plain http is refused, except to 127.0.0.0/8, ::1 and "
+							 "localhost when this is on (mock marketplaces in tests and demos).",
+							 &omnichan_http_allow_plain_loopback,
+							 false,
+							 PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.http_connect_timeout",
+							"Time allowed to connect to a marketplace API.",
+							"A connection that takes longer counts as a network error: the request "
+							"is retried later and the failure counts for the circuit breaker.",
+							&omnichan_http_connect_timeout,
+							5000, 100, 600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.http_timeout",
+							"Time allowed for a whole request, connection included.",
+							"A request that takes longer is abandoned and retried later.",
+							&omnichan_http_timeout,
+							30000, 100, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.http_max_response_size",
+							"Largest response body a sync worker accepts.",
+							"A larger response is abandoned and the request fails (it is not retried).",
+							&omnichan_http_max_response_size,
+							16384, 16, 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.http_max_inflight",
+							"Most requests a sync worker has in flight at once, all channels together.",
+							"Each channel is further limited by its own max_concurrency (omnichan.rate_limit).",
+							&omnichan_http_max_inflight,
+							64, 1, OMNICHAN_MAX_INFLIGHT,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.http_max_host_connections",
+							"Most connections a sync worker opens to one host.",
+							"Connections are kept alive and reused; HTTP/2 multiplexes requests over one.",
+							&omnichan_http_max_host_connections,
+							16, 1, OMNICHAN_MAX_INFLIGHT,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.retry_base_delay",
+							"Delay before the first retry of a failed request.",
+							"Each further retry waits twice as long (with random jitter between half "
+							"and all of it), up to omnichan.retry_max_delay; a marketplace's "
+							"Retry-After is honoured when longer.",
+							&omnichan_retry_base_delay,
+							1000, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.retry_max_delay",
+							"Longest delay between two attempts of a request.",
+							"Caps the exponential backoff (not a marketplace's own Retry-After).",
+							&omnichan_retry_max_delay,
+							300000, 1, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.circuit_failure_threshold",
+							"Consecutive failures that open a channel's circuit breaker.",
+							"Failures are network errors and 5xx answers. While the circuit is open "
+							"nothing is sent to the channel; then one probe request decides.",
+							&omnichan_circuit_failure_threshold,
+							5, 1, 1000,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.circuit_open_time",
+							"How long an open circuit breaker waits before its probe request.",
+							"After a failed probe the wait doubles, up to 16 times this value.",
+							&omnichan_circuit_open_time,
+							60000, 10, 24 * 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.sync_log_retention",
+							"How long request attempts and finished jobs are kept.",
+							"The sync worker deletes older omnichan.sync_log rows and finished "
+							"omnichan.job rows, in bounded batches.",
+							&omnichan_sync_log_retention,
+							7 * 24 * 3600, 60, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("omnichan");
 
 	prev_shmem_request_hook = shmem_request_hook;
@@ -89,6 +218,8 @@ _PG_init(void)
 
 	/* inherited by every backend forked from the postmaster */
 	OmnichanCaptureInit();
+
+	OmnichanRegisterLauncher();
 }
 
 /*

@@ -15,7 +15,26 @@
 #error "OMNICHAN_VERSION must be defined by the build (see Makefile)"
 #endif
 
+/* bounds of the HTTP engine */
+#define OMNICHAN_MAX_INFLIGHT	1024
+
 /* configuration parameters (omnichan.c) */
 extern PGDLLIMPORT bool omnichan_count_manual_quotations;
+extern PGDLLIMPORT char *omnichan_databases;
+extern PGDLLIMPORT int omnichan_naptime;
+extern PGDLLIMPORT bool omnichan_http_allow_plain_loopback;
+extern PGDLLIMPORT int omnichan_http_connect_timeout;
+extern PGDLLIMPORT int omnichan_http_timeout;
+extern PGDLLIMPORT int omnichan_http_max_response_size;
+extern PGDLLIMPORT int omnichan_http_max_inflight;
+extern PGDLLIMPORT int omnichan_http_max_host_connections;
+extern PGDLLIMPORT int omnichan_retry_base_delay;
+extern PGDLLIMPORT int omnichan_retry_max_delay;
+extern PGDLLIMPORT int omnichan_circuit_failure_threshold;
+extern PGDLLIMPORT int omnichan_circuit_open_time;
+extern PGDLLIMPORT int omnichan_sync_log_retention;
+
+/* worker.c */
+extern void OmnichanRegisterLauncher(void);
 
 #endif							/* OMNICHAN_H */

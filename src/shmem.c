@@ -113,12 +113,27 @@ void
 OmnichanWakeDatabase(Oid dboid)
 {
 	OmnichanDbSlot *slot = OmnichanDbSlotFor(dboid);
-	Latch	   *latch;
 
 	if (slot == NULL)
 		return;
 	pg_atomic_fetch_add_u64(&slot->wakeups, 1);
 	pg_atomic_write_u64(&slot->last_wakeup, (uint64) GetCurrentTimestamp());
+	OmnichanWakeWorker(dboid);
+}
+
+/*
+ * OmnichanWakeWorker
+ *		Sets the latch of the database's worker, if it has one.  Must not
+ *		fail (called from commit callbacks).
+ */
+void
+OmnichanWakeWorker(Oid dboid)
+{
+	OmnichanDbSlot *slot = OmnichanDbSlotFor(dboid);
+	Latch	   *latch;
+
+	if (slot == NULL)
+		return;
 	SpinLockAcquire(&Shared->mutex);
 	latch = slot->worker_latch;
 	SpinLockRelease(&Shared->mutex);

@@ -43,6 +43,9 @@ extern OmnichanDbSlot *OmnichanDbSlotFor(Oid dboid);
 /* commit of a transaction that recorded changes: count it, wake the worker */
 extern void OmnichanWakeDatabase(Oid dboid);
 
+/* set the latch of the database's worker (no counting) */
+extern void OmnichanWakeWorker(Oid dboid);
+
 /* a worker announces (or withdraws, latch NULL) itself for a database */
 extern void OmnichanSetWorkerLatch(Oid dboid, Latch *latch);
 

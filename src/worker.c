@@ -1,0 +1,947 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The launcher and the per-database sync workers.
+ *
+ * The launcher (a static background worker, started once recovery is over,
+ * so it idles on a standby and starts on promotion) keeps one sync worker
+ * running for each database in omnichan.databases.  It re-reads the list on
+ * SIGHUP, stops the workers of databases removed from it, and restarts a
+ * worker that exited with a backoff of 1 s, 2 s, 4 s ... up to 60 s (reset
+ * after a minute of good health).
+ *
+ * A sync worker connects to its database and loops:
+ *
+ *	wait (latch | sockets of requests in flight | next due time)
+ *	record the outcomes of finished requests      (one transaction)
+ *	claim the jobs that may start, and start them (one transaction, committed
+ *												   before any request is sent)
+ *
+ * Each transaction runs under PG_TRY: an error (e.g. DROP EXTENSION while a
+ * request is in flight) is logged, the transaction is rolled back, and the
+ * worker waits for the extension to be there again; it never dies for it.
+ * When it (re)finds the extension it re-queues the jobs a previous worker
+ * left 'running' (a crash between claim and outcome: the request is sent
+ * again, jobs are idempotent) and puts back change-capture triggers that are
+ * missing (Odoo module upgrades can recreate tables).
+ *
+ * SIGTERM stops the worker at once, mid-request: the jobs it had claimed stay
+ * 'running' and the next worker re-queues them.  SIGHUP reloads the settings.
+ *
+ * Copyright (c) 2026, the omnichan authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "http.h"
+#include "omnichan.h"
+#include "shmem.h"
+#include "throttle.h"
+
+PGDLLEXPORT void omnichan_launcher_main(Datum arg);
+PGDLLEXPORT void omnichan_worker_main(Datum arg);
+
+/* ---------------------------------------------------------------- launcher */
+
+#define MAX_BACKOFF_S	60
+
+typedef struct DbWorker
+{
+	char		dbname[NAMEDATALEN];
+	BackgroundWorkerHandle *handle;
+	TimestampTz started_at;
+	TimestampTz next_start;
+	int			backoff_s;
+	bool		wanted;
+} DbWorker;
+
+static DbWorker DbWorkers[OMNICHAN_MAX_DATABASES];
+static int	NDbWorkers = 0;
+
+static void LauncherSync(void);
+static bool StartDbWorker(DbWorker *w);
+
+/*
+ * OmnichanRegisterLauncher
+ *		Registers the launcher with the postmaster (from _PG_init).
+ */
+void
+OmnichanRegisterLauncher(void)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	strlcpy(bgw.bgw_library_name, "omnichan", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "omnichan_launcher_main", BGW_MAXLEN);
+	strlcpy(bgw.bgw_name, "omnichan launcher", BGW_MAXLEN);
+	strlcpy(bgw.bgw_type, "omnichan launcher", BGW_MAXLEN);
+	RegisterBackgroundWorker(&bgw);
+}
+
+/*
+ * StartDbWorker
+ *		Starts the sync worker of one database.
+ */
+static bool
+StartDbWorker(DbWorker *w)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher does, with backoff */
+	strlcpy(bgw.bgw_library_name, "omnichan", BGW_MAXLEN);
+	strlcpy(bgw.bgw_function_name, "omnichan_worker_main", BGW_MAXLEN);
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "omnichan worker %s", w->dbname);
+	strlcpy(bgw.bgw_type, "omnichan worker", BGW_MAXLEN);
+	strlcpy(bgw.bgw_extra, w->dbname, BGW_EXTRALEN);
+	bgw.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&bgw, &w->handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the omnichan worker of database \"%s\"", w->dbname),
+				 errhint("Raise max_worker_processes: omnichan needs one worker per database in omnichan.databases, plus its launcher.")));
+		w->handle = NULL;
+		return false;
+	}
+	w->started_at = GetCurrentTimestamp();
+	return true;
+}
+
+/*
+ * LauncherSync
+ *		Matches the running workers with omnichan.databases: starts missing
+ *		ones (with backoff after an exit), stops unwanted ones.
+ */
+static void
+LauncherSync(void)
+{
+	char	   *raw = pstrdup(omnichan_databases ? omnichan_databases : "");
+	List	   *names = NIL;
+	ListCell   *lc;
+	TimestampTz now = GetCurrentTimestamp();
+	int			i;
+
+	if (!SplitIdentifierString(raw, ',', &names))
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in parameter \"omnichan.databases\"")));
+		names = NIL;
+	}
+	for (i = 0; i < NDbWorkers; i++)
+		DbWorkers[i].wanted = false;
+	foreach(lc, names)
+	{
+		char	   *name = (char *) lfirst(lc);
+
+		for (i = 0; i < NDbWorkers; i++)
+			if (strcmp(DbWorkers[i].dbname, name) == 0)
+				break;
+		if (i == NDbWorkers)
+		{
+			if (NDbWorkers == OMNICHAN_MAX_DATABASES)
+			{
+				ereport(LOG,
+						(errmsg("omnichan serves at most %d databases; \"%s\" is ignored",
+								OMNICHAN_MAX_DATABASES, name)));
+				continue;
+			}
+			memset(&DbWorkers[i], 0, sizeof(DbWorker));
+			strlcpy(DbWorkers[i].dbname, name, NAMEDATALEN);
+			DbWorkers[i].backoff_s = 1;
+			NDbWorkers++;
+		}
+		DbWorkers[i].wanted = true;
+	}
+
+	for (i = 0; i < NDbWorkers; i++)
+	{
+		DbWorker   *w = &DbWorkers[i];
+		pid_t		pid;
+		BgwHandleStatus status = BGWH_STOPPED;
+
+		if (w->handle != NULL)
+			status = GetBackgroundWorkerPid(w->handle, &pid);
+
+		if (!w->wanted)
+		{
+			if (w->handle != NULL && status != BGWH_STOPPED)
+				TerminateBackgroundWorker(w->handle);
+			if (status == BGWH_STOPPED)
+				w->handle = NULL;
+			continue;
+		}
+		if (w->handle != NULL && status == BGWH_STOPPED)
+		{
+			/* it exited: restart after a backoff, shorter if it was healthy */
+			if (TimestampDifferenceExceeds(w->started_at, now, 60 * 1000))
+				w->backoff_s = 1;
+			w->next_start = TimestampTzPlusMilliseconds(now, w->backoff_s * 1000);
+			ereport(LOG,
+					(errmsg("omnichan worker of database \"%s\" exited; restarting in %d s",
+							w->dbname, w->backoff_s)));
+			w->backoff_s = Min(w->backoff_s * 2, MAX_BACKOFF_S);
+			w->handle = NULL;
+		}
+		if (w->handle == NULL && now >= w->next_start)
+			StartDbWorker(w);
+	}
+
+	/* forget stopped, unwanted entries */
+	for (i = NDbWorkers - 1; i >= 0; i--)
+		if (!DbWorkers[i].wanted && DbWorkers[i].handle == NULL)
+			DbWorkers[i] = DbWorkers[--NDbWorkers];
+}
+
+/*
+ * omnichan_launcher_main
+ *		Entry point of the launcher.
+ */
+void
+omnichan_launcher_main(Datum arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	for (;;)
+	{
+		/* poll once a second too: exit notifications can be missed */
+		long		timeout = 1000;
+		TimestampTz now;
+		int			i;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		LauncherSync();
+
+		/* wake up for the next pending restart */
+		now = GetCurrentTimestamp();
+		for (i = 0; i < NDbWorkers; i++)
+			if (DbWorkers[i].wanted && DbWorkers[i].handle == NULL)
+			{
+				long		secs;
+				int			usecs;
+
+				TimestampDifference(now, DbWorkers[i].next_start, &secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + usecs / 1000 + 1);
+			}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ------------------------------------------------------------- sync worker */
+
+/* state of the worker */
+static bool ExtensionReady = false;
+static Oid	ExtensionOid = InvalidOid;
+static TimestampTz NextHousekeeping = 0;
+static TimestampTz NextConfigLoad = 0;
+static MemoryContext RequestsCxt = NULL;
+static HttpRequest **Inflight = NULL;	/* requests in flight */
+static int	NInflight = 0;
+
+static void WorkerExit(int code, Datum arg);
+static bool RunInTransaction(void (*fn) (void *), void *arg, const char *what);
+static void CheckExtension(void *arg);
+static void StartupTasks(void);
+static void RecordOutcomes(void *arg);
+static void ClaimAndStart(void *arg);
+static void Housekeeping(void *arg);
+static double BackoffSeconds(int attempt);
+
+typedef struct Outcomes
+{
+	HttpRequest **done;
+	ThrottleReport *reports;	/* what each did to its channel's flow control */
+	int			ndone;
+} Outcomes;
+
+typedef struct ClaimResult
+{
+	TimestampTz next_due;		/* 0 = nothing pending */
+	int			started;
+} ClaimResult;
+
+/* WorkerExit: withdraw the latch and release libcurl */
+static void
+WorkerExit(int code, Datum arg)
+{
+	OmnichanSetWorkerLatch(MyDatabaseId, NULL);
+	HttpShutdown();
+}
+
+/*
+ * RunInTransaction
+ *		Runs fn inside a transaction with SPI and a snapshot.  On error: log
+ *		it, roll back, and report false (the worker goes on).
+ */
+static bool
+RunInTransaction(void (*fn) (void *), void *arg, const char *what)
+{
+	MemoryContext old = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, what);
+		fn(arg);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(LOG,
+				(errmsg("omnichan worker: %s failed: %s", what, edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return ok;
+}
+
+/*
+ * CheckExtension
+ *		Is omnichan installed (and is it the same installation as before)?
+ */
+static void
+CheckExtension(void *arg)
+{
+	Oid			oid = get_extension_oid("omnichan", true);
+
+	if (!OidIsValid(oid))
+	{
+		ExtensionReady = false;
+		ExtensionOid = InvalidOid;
+		return;
+	}
+	if (oid != ExtensionOid || !ExtensionReady)
+	{
+		ExtensionOid = oid;
+		StartupTasks();
+		ExtensionReady = true;
+	}
+}
+
+/*
+ * StartupTasks
+ *		First contact with an installation of the extension: re-queue the
+ *		jobs a previous worker left running, put missing triggers back,
+ *		restore circuit states, load the flow-control configuration.
+ */
+static void
+StartupTasks(void)
+{
+	int			ret;
+	uint64		row;
+
+	ret = SPI_execute("UPDATE omnichan.job SET state = 'queued', not_before = pg_catalog.now() "
+					  " WHERE state = 'running'", false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not re-queue interrupted jobs: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("omnichan worker: re-queued %llu request(s) interrupted by a restart",
+						(unsigned long long) SPI_processed)));
+
+	ret = SPI_execute("SELECT omnichan.capture_install()", false, 0);
+	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		int32		created = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (created > 0)
+			ereport(WARNING,
+					(errmsg("omnichan worker: re-created %d missing change-capture trigger(s)", created),
+					 errdetail("An Odoo module upgrade may have recreated tables; changes made while the triggers were missing were not captured."),
+					 errhint("Run omnichan.full_resync() for each channel to push every listing again.")));
+	}
+
+	ret = SPI_execute("SELECT channel_id, circuit, circuit_opened_at, consecutive_failures "
+					  "  FROM omnichan.channel_state WHERE circuit <> 'closed'", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read omnichan.channel_state: %s", SPI_result_code_string(ret));
+	for (row = 0; row < SPI_processed; row++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[row];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int32		id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *circuit = SPI_getvalue(tup, desc, 2);
+		Datum		opened = SPI_getbinval(tup, desc, 3, &isnull);
+		TimestampTz at = isnull ? GetCurrentTimestamp() : DatumGetTimestampTz(opened);
+		int			failures = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+
+		ThrottleRestoreCircuit(id, strcmp(circuit, "open") == 0 ? CIRCUIT_OPEN : CIRCUIT_HALF_OPEN,
+							   at, failures);
+	}
+	ThrottleLoadConfig();
+	NextConfigLoad = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+}
+
+/* BackoffSeconds: exponential, capped, with jitter in [delay/2, delay] */
+static double
+BackoffSeconds(int attempt)
+{
+	double		base = omnichan_retry_base_delay / 1000.0;
+	double		max = omnichan_retry_max_delay / 1000.0;
+	double		delay = Min(max, base * pow(2.0, Max(attempt - 1, 0)));
+
+	return delay / 2.0 + delay / 2.0 * pg_prng_double(&pg_global_prng_state);
+}
+
+/*
+ * RecordOutcomes
+ *		Writes the outcome of finished requests: the job (succeeded, failed,
+ *		or queued again for a retry), one sync_log row per attempt, and the
+ *		channels' state.  One transaction, a few set-based statements.
+ */
+static void
+RecordOutcomes(void *arg)
+{
+	Outcomes   *o = (Outcomes *) arg;
+	int			n = o->ndone;
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *states = palloc(sizeof(Datum) * n);
+	Datum	   *statuses = palloc(sizeof(Datum) * n);
+	Datum	   *rheaders = palloc(sizeof(Datum) * n);
+	Datum	   *bodies = palloc(sizeof(Datum) * n);
+	Datum	   *errors = palloc(sizeof(Datum) * n);
+	Datum	   *delays = palloc(sizeof(Datum) * n);
+	Datum	   *channels = palloc(sizeof(Datum) * n);
+	Datum	   *ops = palloc(sizeof(Datum) * n);
+	Datum	   *methods = palloc(sizeof(Datum) * n);
+	Datum	   *urls = palloc(sizeof(Datum) * n);
+	Datum	   *attempts = palloc(sizeof(Datum) * n);
+	Datum	   *durations = palloc(sizeof(Datum) * n);
+	Datum	   *circuits = palloc(sizeof(Datum) * n);
+	Datum	   *opened = palloc(sizeof(Datum) * n);
+	Datum	   *failures = palloc(sizeof(Datum) * n);
+	bool	   *enulls = palloc(sizeof(bool) * n);
+	bool	   *hnulls = palloc(sizeof(bool) * n);
+	bool	   *bnulls = palloc(sizeof(bool) * n);
+	bool	   *onulls = palloc(sizeof(bool) * n);
+	int			dims[1];
+	int			lbs[1] = {1};
+	Oid			argtypes[16] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+		BYTEAARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID};
+	Datum		values[16];
+	int			i,
+				ret;
+
+	for (i = 0; i < n; i++)
+	{
+		HttpRequest *req = o->done[i];
+		ThrottleReport report = o->reports[i];
+		const char *state;
+		double		delay = 0;
+		char	   *error = req->error;
+
+		if (req->error == NULL && req->status >= 200 && req->status < 300)
+			state = "succeeded";
+		else if (req->permanent ||
+				 (req->error == NULL && req->status != 429 && req->status < 500))
+			state = "failed";	/* 3xx (no redirects followed) and 4xx */
+		else if (req->attempt >= req->max_attempts)
+		{
+			state = "failed";
+			error = psprintf("gave up after %d attempts: %s", req->attempt,
+							 req->error ? req->error : psprintf("HTTP %d", req->status));
+		}
+		else
+		{
+			state = "queued";	/* network error, 429 or 5xx: retry */
+			delay = Max(BackoffSeconds(req->attempt), req->retry_after_s);
+		}
+		if (error == NULL && strcmp(state, "succeeded") != 0)
+			error = psprintf("HTTP %d", req->status);
+
+		ids[i] = Int64GetDatum(req->job_id);
+		states[i] = CStringGetTextDatum(state);
+		statuses[i] = Int32GetDatum(req->status);
+		hnulls[i] = (req->nresponse_headers == 0);
+		rheaders[i] = hnulls[i] ? (Datum) 0 : CStringGetTextDatum(HttpResponseHeadersJson(req));
+		bnulls[i] = (req->error != NULL);
+		bodies[i] = bnulls[i] ? (Datum) 0
+			: PointerGetDatum(cstring_to_text_with_len(req->response.data, req->response.len));
+		enulls[i] = (error == NULL);
+		errors[i] = enulls[i] ? (Datum) 0 : CStringGetTextDatum(error);
+		delays[i] = Float8GetDatum(delay);
+		channels[i] = Int32GetDatum(req->channel_id);
+		ops[i] = CStringGetTextDatum(req->operation);
+		methods[i] = CStringGetTextDatum(req->method);
+		urls[i] = CStringGetTextDatum(HttpRedactUrl(req->url));
+		attempts[i] = Int32GetDatum(req->attempt);
+		durations[i] = Float8GetDatum(req->duration_ms);
+		circuits[i] = CStringGetTextDatum(report.circuit_changed ? CircuitName(report.circuit) : "");
+		onulls[i] = (report.circuit != CIRCUIT_OPEN);
+		opened[i] = onulls[i] ? (Datum) 0 : TimestampTzGetDatum(report.circuit_opened_at);
+		failures[i] = Int32GetDatum(report.consecutive_failures);
+
+		if (report.circuit_changed && req->channel_id != 0)
+			ereport(LOG,
+					(errmsg("omnichan worker: circuit breaker of channel %d is now %s (%d consecutive failures)",
+							req->channel_id, CircuitName(report.circuit), report.consecutive_failures)));
+	}
+
+	dims[0] = n;
+#define ARR(d, nulls, typ, len, byval, align) \
+	PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, typ, len, byval, align))
+	values[0] = ARR(ids, NULL, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	values[1] = ARR(states, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[2] = ARR(statuses, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[3] = ARR(rheaders, hnulls, TEXTOID, -1, false, TYPALIGN_INT);
+	values[4] = ARR(bodies, bnulls, BYTEAOID, -1, false, TYPALIGN_INT);
+	values[5] = ARR(errors, enulls, TEXTOID, -1, false, TYPALIGN_INT);
+	values[6] = ARR(delays, NULL, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	values[7] = ARR(channels, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[8] = ARR(ops, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[9] = ARR(methods, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[10] = ARR(urls, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[11] = ARR(attempts, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[12] = ARR(durations, NULL, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	values[13] = ARR(circuits, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[14] = ARR(opened, onulls, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	values[15] = ARR(failures, NULL, INT4OID, 4, true, TYPALIGN_INT);
+#undef ARR
+
+	ret = SPI_execute_with_args(
+								"WITH r AS ("
+								"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]), "
+								"       pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::bytea[]), "
+								"       pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::float8[]), pg_catalog.unnest($8::int4[]), "
+								"       pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::text[]), pg_catalog.unnest($11::text[]), "
+								"       pg_catalog.unnest($12::int4[]), pg_catalog.unnest($13::float8[]), pg_catalog.unnest($14::text[]), "
+								"       pg_catalog.unnest($15::timestamptz[]), pg_catalog.unnest($16::int4[])) "
+								"       AS r(id, state, status, headers, body, error, delay, channel_id, operation, "
+								"            method, url, attempt, duration, circuit, opened_at, failures)"
+								"), upd AS ("
+								"  UPDATE omnichan.job j "
+								"     SET state = r.state, response_status = NULLIF(r.status, 0), "
+								"         response_headers = r.headers::jsonb, response_body = r.body, error = r.error, "
+								"         finished_at = CASE WHEN r.state = 'queued' THEN NULL ELSE pg_catalog.clock_timestamp() END, "
+								"         not_before = CASE WHEN r.state = 'queued' "
+								"                           THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => r.delay) "
+								"                           ELSE j.not_before END "
+								"    FROM r WHERE j.id = r.id AND j.state = 'running' "
+								"), log AS ("
+								"  INSERT INTO omnichan.sync_log (channel_id, job_id, operation, method, url, attempt, "
+								"                                 status, duration_ms, outcome, error) "
+								"  SELECT NULLIF(r.channel_id, 0), r.id, r.operation, r.method, r.url, r.attempt, "
+								"         NULLIF(r.status, 0), r.duration, "
+								"         CASE r.state WHEN 'queued' THEN 'retry' ELSE r.state END, r.error FROM r "
+								"), ch AS ("
+								"  SELECT r.channel_id, "
+								"         pg_catalog.max(pg_catalog.clock_timestamp()) FILTER (WHERE r.state = 'succeeded') AS ok_at, "
+								"         (pg_catalog.array_agg(r.error ORDER BY r.id DESC) FILTER (WHERE r.error IS NOT NULL))[1] AS err, "
+								"         (pg_catalog.array_agg(r.circuit ORDER BY r.id DESC) FILTER (WHERE r.circuit <> ''))[1] AS circuit, "
+								"         (pg_catalog.array_agg(r.opened_at ORDER BY r.id DESC))[1] AS opened_at, "
+								"         (pg_catalog.array_agg(r.failures ORDER BY r.id DESC))[1] AS failures "
+								"    FROM r WHERE r.channel_id <> 0 "
+								"     AND EXISTS (SELECT 1 FROM omnichan.channel c WHERE c.id = r.channel_id) "
+								"   GROUP BY r.channel_id"
+								") "
+								"INSERT INTO omnichan.channel_state AS s (channel_id, last_success_at, last_error, last_error_at, "
+								"                                         circuit, circuit_opened_at, consecutive_failures) "
+								"SELECT ch.channel_id, ch.ok_at, ch.err, CASE WHEN ch.err IS NOT NULL THEN pg_catalog.clock_timestamp() END, "
+								"       COALESCE(ch.circuit, 'closed'), ch.opened_at, ch.failures FROM ch "
+								"ON CONFLICT (channel_id) DO UPDATE SET "
+								"   last_success_at = COALESCE(excluded.last_success_at, s.last_success_at), "
+								"   last_error = COALESCE(excluded.last_error, s.last_error), "
+								"   last_error_at = COALESCE(excluded.last_error_at, s.last_error_at), "
+								"   circuit = CASE WHEN excluded.circuit IS DISTINCT FROM s.circuit "
+								"                   AND (SELECT c.circuit FROM ch c WHERE c.channel_id = s.channel_id) IS NOT NULL "
+								"                  THEN excluded.circuit ELSE s.circuit END, "
+								"   circuit_opened_at = CASE WHEN excluded.circuit = 'open' THEN excluded.circuit_opened_at "
+								"                            WHEN (SELECT c.circuit FROM ch c WHERE c.channel_id = s.channel_id) IS NOT NULL "
+								"                            THEN NULL ELSE s.circuit_opened_at END, "
+								"   consecutive_failures = excluded.consecutive_failures",
+								16, argtypes, values, NULL, false, 0);
+	if (ret < 0)
+		elog(ERROR, "could not record request outcomes: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * ClaimAndStart
+ *		Claims the jobs that may start now (within every channel's tokens,
+ *		concurrency and circuit, and the worker's total), commits the claim
+ *		(by returning: the caller commits), and remembers them to start.
+ */
+static void
+ClaimAndStart(void *arg)
+{
+	ClaimResult *result = (ClaimResult *) arg;
+	TimestampTz now = GetCurrentTimestamp();
+	int			room = omnichan_http_max_inflight - NInflight;
+	int			ngroups;
+	Datum	   *gch,
+			   *gop,
+			   *glim;
+	int			nclaim = 0;
+	uint64		row;
+	int			ret;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Oid			argtypes[3] = {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
+	Datum		values[3];
+
+	result->next_due = 0;
+	result->started = 0;
+
+	if (now >= NextConfigLoad)
+	{
+		ThrottleLoadConfig();
+		NextConfigLoad = TimestampTzPlusMilliseconds(now, 1000);
+	}
+
+	/* the groups with due work, and the next due time of the others */
+	ret = SPI_execute("SELECT COALESCE(j.channel_id, 0), j.operation, "
+					  "       pg_catalog.min(j.not_before) <= pg_catalog.clock_timestamp(), pg_catalog.min(j.not_before) "
+					  "  FROM omnichan.job j "
+					  "  LEFT JOIN omnichan.channel_state s ON s.channel_id = j.channel_id "
+					  " WHERE j.state = 'queued' AND NOT COALESCE(s.paused, false) "
+					  " GROUP BY 1, 2", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the job queue: %s", SPI_result_code_string(ret));
+	ngroups = SPI_processed;
+	gch = palloc(sizeof(Datum) * Max(ngroups, 1));
+	gop = palloc(sizeof(Datum) * Max(ngroups, 1));
+	glim = palloc(sizeof(Datum) * Max(ngroups, 1));
+	for (row = 0; row < SPI_processed && room > 0; row++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[row];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int32		ch = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *op = SPI_getvalue(tup, desc, 2);
+		bool		due = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		TimestampTz first = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
+		TimestampTz retry_at = 0;
+		int			allowed;
+
+		if (!due)
+		{
+			if (result->next_due == 0 || first < result->next_due)
+				result->next_due = first;
+			continue;
+		}
+		allowed = Min(ThrottleAllowance(ch, op, now, &retry_at), room);
+		if (allowed <= 0)
+		{
+			if (retry_at != 0 && (result->next_due == 0 || retry_at < result->next_due))
+				result->next_due = retry_at;
+			continue;
+		}
+		gch[nclaim] = Int32GetDatum(ch);
+		gop[nclaim] = CStringGetTextDatum(op);
+		glim[nclaim] = Int32GetDatum(allowed);
+		nclaim++;
+		room -= allowed;
+	}
+	if (nclaim == 0)
+		return;
+
+	dims[0] = nclaim;
+	values[0] = PointerGetDatum(construct_md_array(gch, NULL, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_md_array(gop, NULL, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_md_array(glim, NULL, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
+	ret = SPI_execute_with_args(
+								"WITH lim AS ("
+								"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), "
+								"                           pg_catalog.unnest($3::int4[])) AS l(channel_id, operation, n)"
+								"), cand AS ("
+								"  SELECT j.id, l.n, pg_catalog.row_number() OVER (PARTITION BY l.channel_id, l.operation "
+								"                                                  ORDER BY j.not_before, j.id) AS rn "
+								"    FROM omnichan.job j "
+								"    JOIN lim l ON l.channel_id = COALESCE(j.channel_id, 0) AND l.operation = j.operation "
+								"   WHERE j.state = 'queued' AND j.not_before <= pg_catalog.clock_timestamp()"
+								"), locked AS ("
+								"  SELECT j.id FROM omnichan.job j "
+								"   WHERE j.id IN (SELECT c.id FROM cand c WHERE c.rn <= c.n) "
+								"     FOR UPDATE SKIP LOCKED"
+								") "
+								"UPDATE omnichan.job j SET state = 'running', attempts = j.attempts + 1, "
+								"       started_at = pg_catalog.clock_timestamp() "
+								"  FROM locked WHERE j.id = locked.id "
+								"RETURNING j.id, COALESCE(j.channel_id, 0), j.operation, j.method, j.url, "
+								"          ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(j.headers) h), "
+								"          j.body, j.attempts, j.max_attempts",
+								3, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not claim jobs: %s", SPI_result_code_string(ret));
+
+	for (row = 0; row < SPI_processed; row++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[row];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		HttpRequest *req = HttpNew(RequestsCxt);
+		MemoryContext old = MemoryContextSwitchTo(req->cxt);
+		Datum		d;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			nh,
+					i;
+
+		req->job_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		req->channel_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		req->operation = SPI_getvalue(tup, desc, 3);
+		req->method = SPI_getvalue(tup, desc, 4);
+		req->url = SPI_getvalue(tup, desc, 5);
+		d = SPI_getbinval(tup, desc, 6, &isnull);
+		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nh);
+		req->headers = palloc(sizeof(char *) * Max(nh, 1));
+		for (i = 0; i < nh; i++)
+			req->headers[req->nheaders++] = TextDatumGetCString(elems[i]);
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		if (!isnull)
+		{
+			bytea	   *b = DatumGetByteaPCopy(d);
+
+			req->body = VARDATA_ANY(b);
+			req->body_len = VARSIZE_ANY_EXHDR(b);
+		}
+		req->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
+		req->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+		MemoryContextSwitchTo(old);
+
+		ThrottleStart(req->channel_id, req->operation, now);
+		Inflight[NInflight++] = req;
+		result->started++;
+	}
+}
+
+/*
+ * Housekeeping
+ *		Bounded retention of sync_log and of finished jobs.
+ */
+static void
+Housekeeping(void *arg)
+{
+	char		sql[512];
+	int			ret;
+
+	snprintf(sql, sizeof(sql),
+			 "DELETE FROM omnichan.sync_log WHERE id IN (SELECT id FROM omnichan.sync_log "
+			 " WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => %d) LIMIT 10000)",
+			 omnichan_sync_log_retention);
+	ret = SPI_execute(sql, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "sync_log retention failed: %s", SPI_result_code_string(ret));
+	snprintf(sql, sizeof(sql),
+			 "DELETE FROM omnichan.job WHERE id IN (SELECT id FROM omnichan.job "
+			 " WHERE state IN ('succeeded', 'failed', 'cancelled') "
+			 "   AND finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => %d) LIMIT 10000)",
+			 omnichan_sync_log_retention);
+	ret = SPI_execute(sql, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "job retention failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * omnichan_worker_main
+ *		Entry point of a database's sync worker.
+ */
+void
+omnichan_worker_main(Datum arg)
+{
+	char		dbname[NAMEDATALEN];
+	OmnichanDbSlot *slot;
+	HttpRequest **done = NULL;
+	int			ndone = 0;
+	long		timeout = 0;
+	MemoryContext loop_cxt;
+
+	strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof(dbname));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
+	pgstat_report_appname("omnichan worker");
+
+	/* one worker per database */
+	slot = OmnichanDbSlotFor(MyDatabaseId);
+	if (slot != NULL && slot->worker_pid != 0 && slot->worker_pid != MyProcPid &&
+		kill(slot->worker_pid, 0) == 0)
+		ereport(ERROR,
+				(errmsg("an omnichan worker (pid %d) already serves database \"%s\"",
+						(int) slot->worker_pid, dbname)));
+	OmnichanSetWorkerLatch(MyDatabaseId, MyLatch);
+	before_shmem_exit(WorkerExit, (Datum) 0);
+
+	RequestsCxt = AllocSetContextCreate(TopMemoryContext, "omnichan requests", ALLOCSET_DEFAULT_SIZES);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "omnichan worker loop", ALLOCSET_DEFAULT_SIZES);
+	Inflight = MemoryContextAlloc(TopMemoryContext, sizeof(HttpRequest *) * OMNICHAN_MAX_INFLIGHT);
+
+	ereport(LOG, (errmsg("omnichan worker started for database \"%s\"", dbname)));
+
+	for (;;)
+	{
+		TimestampTz now;
+		ClaimResult claim = {0, 0};
+		int			i;
+
+		MemoryContextSwitchTo(loop_cxt);
+		ndone = 0;
+		done = NULL;
+		pgstat_report_activity(STATE_IDLE, NULL);
+		HttpWait(timeout, &done, &ndone);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		/* finished requests: record (even if that fails, free them) */
+		if (ndone > 0)
+		{
+			Outcomes	o = {done, palloc(sizeof(ThrottleReport) * ndone), ndone};
+
+			now = GetCurrentTimestamp();
+			for (i = 0; i < ndone; i++)
+				ThrottleFinish(done[i], now, &o.reports[i]);
+			for (i = 0; i < NInflight; i++)
+			{
+				int			k;
+
+				for (k = 0; k < ndone; k++)
+					if (Inflight[i] == done[k])
+					{
+						Inflight[i--] = Inflight[--NInflight];
+						break;
+					}
+			}
+			if (ExtensionReady)
+				RunInTransaction(RecordOutcomes, &o, "recording request outcomes");
+			for (i = 0; i < ndone; i++)
+				HttpFree(done[i]);
+		}
+
+		if (!ExtensionReady)
+			RunInTransaction(CheckExtension, NULL, "checking for the omnichan extension");
+
+		now = GetCurrentTimestamp();
+		if (ExtensionReady && now >= NextHousekeeping)
+		{
+			if (!RunInTransaction(CheckExtension, NULL, "checking for the omnichan extension") ||
+				(ExtensionReady && !RunInTransaction(Housekeeping, NULL, "housekeeping")))
+				ExtensionReady = false;
+			NextHousekeeping = TimestampTzPlusMilliseconds(now, 60 * 1000);
+		}
+
+		if (ExtensionReady)
+		{
+			int			before = NInflight;
+
+			if (!RunInTransaction(ClaimAndStart, &claim, "claiming requests"))
+			{
+				/* nothing was committed: forget what was prepared */
+				for (i = before; i < NInflight; i++)
+					HttpFree(Inflight[i]);
+				NInflight = before;
+				ExtensionReady = false;
+			}
+			else
+			{
+				/* the claim is committed: now send */
+				for (i = before; i < NInflight; i++)
+				{
+					HttpRequest *req = Inflight[i];
+
+					if (!HttpStart(req))
+					{
+						/* refused before sending (e.g. plain http): record it now */
+						ThrottleReport report;
+						Outcomes	o = {&req, &report, 1};
+
+						ThrottleFinish(req, GetCurrentTimestamp(), &report);
+						RunInTransaction(RecordOutcomes, &o, "recording request outcomes");
+						HttpFree(req);
+						Inflight[i] = NULL;
+					}
+				}
+				for (i = before; i < NInflight; i++)
+					if (Inflight[i] == NULL)
+						Inflight[i--] = Inflight[--NInflight];
+				if (claim.started > 0)
+					pgstat_report_activity(STATE_RUNNING,
+										   psprintf("sending %d request(s), %d in flight",
+													claim.started, NInflight));
+			}
+		}
+
+		/* how long to wait: until the next due job, at most naptime */
+		timeout = omnichan_naptime;
+		if (!ExtensionReady)
+			timeout = Min(timeout, 5000);
+		else if (claim.next_due != 0)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(), claim.next_due, &secs, &usecs);
+			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
+		}
+		if (claim.started > 0)
+			timeout = 0;		/* let libcurl start them right away */
+		MemoryContextReset(loop_cxt);
+	}
+}
