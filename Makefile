@@ -18,7 +18,8 @@ OBJS = \
 	src/shmem.o \
 	src/http.o \
 	src/throttle.o \
-	src/worker.o
+	src/worker.o \
+	src/json.o
 
 DATA = $(wildcard sql/omnichan--*.sql)
 

@@ -1437,7 +1437,8 @@ AS $$
                    ('omnichan.product_channel_policy', '{INSERT,UPDATE,DELETE}', true),
                    ('omnichan.channel', '{INSERT,UPDATE,DELETE}', true),
                    ('omnichan.order_inbox', '{UPDATE}', true),
-                   ('omnichan.order_inbox_line', '{INSERT,UPDATE,DELETE}', true))
+                   ('omnichan.order_inbox_line', '{INSERT,UPDATE,DELETE}', true),
+                   ('omnichan.listing', '{INSERT,UPDATE}', true))
            AS t (table_name, events, required)
      CROSS JOIN LATERAL pg_catalog.unnest(t.events) AS e (event)
 $$;
@@ -1990,3 +1991,379 @@ REVOKE ALL ON FUNCTION omnichan.pause(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.resume(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.full_resync(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.set_order_cursor(text, timestamptz) FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Listings, credentials and stock push
+--
+-- A listing maps an Odoo product to a channel's listing: the channel's SKU and
+-- the ids its API needs (validated per kind, setting_spec scope 'listing:KIND').
+-- The worker keeps target_qty (what allocation says the channel should show)
+-- up to date from the dirty set (omnichan.refresh_targets), and pushes the
+-- listings whose target differs from what the marketplace last accepted
+-- (pushed_qty), through the channel's connector (src/connectors/).  One push
+-- per listing is in flight at a time (push_job_id); a listing whose target
+-- moved while its push was in flight is pushed again afterwards.
+--
+-- Credentials are readable by the extension's owner only, never shown, and
+-- not dumped by pg_dump (the table is not a configuration table): after a
+-- restore they are set again, or kept in a file outside the database.
+-------------------------------------------------------------------------------
+
+ALTER TABLE omnichan.job ADD COLUMN payload jsonb;
+COMMENT ON COLUMN omnichan.job.payload IS
+'What a connector job carries (e.g. the listings and quantities of a stock push); interpreted by the connector when the job completes.';
+
+INSERT INTO omnichan.setting_spec
+    (scope, key, type, min_value, max_value, pattern, choices, format, required, default_value, default_text, description)
+VALUES
+    ('listing', 'sku', 'string', NULL, NULL, '^[^[:cntrl:]]{1,255}$', NULL,
+     'a SKU of 1 to 255 printable characters', true, NULL, NULL,
+     'The listing''s SKU on the channel (seller SKU).'),
+    ('listing:amazon', 'asin', 'string', NULL, NULL, '^[A-Z0-9]{10}$', NULL,
+     'an ASIN such as "B000123456"', false, NULL, NULL, 'Amazon product (ASIN), for reference.'),
+    ('listing:amazon', 'product_type', 'string', NULL, NULL, '^[A-Z0-9_]{1,100}$', NULL,
+     'an Amazon product type such as "PRODUCT"', false, '"PRODUCT"', NULL,
+     'productType sent with Listings Items patches and JSON_LISTINGS_FEED messages.'),
+    ('listing:shopify', 'inventory_item_id', 'string', NULL, NULL, '^gid://shopify/InventoryItem/[0-9]+$', NULL,
+     'an inventory item global id such as "gid://shopify/InventoryItem/30322695"', true, NULL, NULL,
+     'Inventory item whose available quantity is set at the channel''s location.'),
+    ('listing:ebay', 'offer_id', 'string', NULL, NULL, '^[0-9]{1,20}$', NULL,
+     'a numeric offer id', false, NULL, NULL,
+     'Published offer whose availableQuantity is set too (optional).'),
+    ('listing:tiktok', 'product_id', 'string', NULL, NULL, '^[0-9]{1,25}$', NULL,
+     'a numeric TikTok product id', true, NULL, NULL, 'TikTok Shop product id.'),
+    ('listing:tiktok', 'sku_id', 'string', NULL, NULL, '^[0-9]{1,25}$', NULL,
+     'a numeric TikTok SKU id', true, NULL, NULL, 'TikTok Shop SKU id inside the product.'),
+    ('listing:etsy', 'listing_id', 'integer', 1, NULL, NULL, NULL, NULL, true, NULL, NULL,
+     'Etsy listing id.'),
+    ('listing:etsy', 'product_id', 'integer', 1, NULL, NULL, NULL, NULL, true, NULL, NULL,
+     'Etsy product id (one variation of the listing''s inventory).'),
+    ('listing:lazada', 'sku_id', 'string', NULL, NULL, '^[0-9]{1,25}$', NULL,
+     'a numeric Lazada SkuId', false, NULL, NULL, 'Lazada/Daraz SkuId, sent with SellerSku when known.'),
+    ('listing:lazada', 'item_id', 'string', NULL, NULL, '^[0-9]{1,25}$', NULL,
+     'a numeric Lazada ItemId', false, NULL, NULL, 'Lazada/Daraz ItemId, sent with SellerSku when known.');
+
+CREATE TABLE omnichan.listing (
+    id              bigserial PRIMARY KEY,
+    channel_id      int NOT NULL REFERENCES omnichan.channel (id) ON DELETE CASCADE,
+    product_id      int NOT NULL REFERENCES public.product_product (id) ON DELETE CASCADE,
+    sku             text NOT NULL CHECK (pg_catalog.length(sku) BETWEEN 1 AND 255),
+    external        jsonb NOT NULL DEFAULT '{}' CHECK (pg_catalog.jsonb_typeof(external) = 'object'),
+    target_qty      int CHECK (target_qty >= 0),
+    target_at       timestamptz,
+    pushed_qty      int,
+    pushed_at       timestamptz,
+    push_job_id     bigint,
+    last_error      text,
+    last_error_at   timestamptz,
+    error_class     text CHECK (error_class IN ('retry', 'fix', 'credentials')),
+    retry_at        timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (channel_id, sku)
+);
+COMMENT ON TABLE omnichan.listing IS
+'Odoo product <-> channel listing: SKU and API ids, the quantity allocation wants shown (target_qty), the last quantity the marketplace accepted (pushed_qty) and the marketplace''s last error.';
+CREATE INDEX listing_product_idx ON omnichan.listing (product_id);
+CREATE INDEX listing_push_due_idx ON omnichan.listing (channel_id, id)
+    WHERE push_job_id IS NULL AND target_qty IS DISTINCT FROM pushed_qty;
+SELECT pg_catalog.pg_extension_config_dump('omnichan.listing', '');
+SELECT pg_catalog.pg_extension_config_dump('omnichan.listing_id_seq', '');
+
+CREATE TABLE omnichan.listing_staging (
+    channel_id      int NOT NULL REFERENCES omnichan.channel (id) ON DELETE CASCADE,
+    sku             text NOT NULL CHECK (pg_catalog.length(sku) BETWEEN 1 AND 255),
+    external        jsonb NOT NULL DEFAULT '{}' CHECK (pg_catalog.jsonb_typeof(external) = 'object'),
+    note            text,
+    PRIMARY KEY (channel_id, sku)
+);
+COMMENT ON TABLE omnichan.listing_staging IS
+'Channel SKUs (with their API ids) to link by Odoo internal reference with omnichan.link_by_sku(); rows that could not be linked keep a note saying why.';
+
+CREATE TABLE omnichan.credential (
+    channel_id      int PRIMARY KEY REFERENCES omnichan.channel (id) ON DELETE CASCADE,
+    secrets         jsonb CHECK (pg_catalog.jsonb_typeof(secrets) = 'object'),
+    secrets_file    text CHECK (secrets_file ~ '^/'),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    CHECK ((secrets IS NULL) <> (secrets_file IS NULL))
+);
+COMMENT ON TABLE omnichan.credential IS
+'Marketplace credentials per channel, inline or as the path of a JSON file on the database server. Readable by the extension''s owner only; never dumped.';
+REVOKE ALL ON omnichan.credential FROM PUBLIC;
+
+-- credential keys per kind: required ones, then optional ones
+CREATE TABLE omnichan.credential_spec (
+    kind            text NOT NULL REFERENCES omnichan.channel_kind (kind),
+    key             text NOT NULL,
+    required        boolean NOT NULL,
+    description     text NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+INSERT INTO omnichan.credential_spec VALUES
+    ('amazon', 'lwa_client_id', true, 'Login with Amazon client id of the SP-API application.'),
+    ('amazon', 'lwa_client_secret', true, 'Login with Amazon client secret.'),
+    ('amazon', 'refresh_token', true, 'LWA refresh token of the seller''s authorization.'),
+    ('shopify', 'access_token', true, 'Admin API access token (X-Shopify-Access-Token).'),
+    ('ebay', 'client_id', true, 'eBay application client id.'),
+    ('ebay', 'client_secret', true, 'eBay application client secret.'),
+    ('ebay', 'refresh_token', true, 'User refresh token (authorization-code grant).'),
+    ('walmart', 'client_id', true, 'Walmart Marketplace client id.'),
+    ('walmart', 'client_secret', true, 'Walmart Marketplace client secret.'),
+    ('tiktok', 'app_key', true, 'TikTok Shop app key.'),
+    ('tiktok', 'app_secret', true, 'TikTok Shop app secret (request signing).'),
+    ('tiktok', 'access_token', true, 'Shop access token (x-tts-access-token).'),
+    ('tiktok', 'refresh_token', false, 'Refresh token, to renew the access token.'),
+    ('etsy', 'keystring', true, 'Etsy API keystring (x-api-key, OAuth client id).'),
+    ('etsy', 'shared_secret', true, 'Etsy API shared secret.'),
+    ('etsy', 'refresh_token', true, 'OAuth refresh token.'),
+    ('lazada', 'app_key', true, 'Lazada/Daraz app key.'),
+    ('lazada', 'app_secret', true, 'Lazada/Daraz app secret (request signing).'),
+    ('lazada', 'access_token', true, 'Seller access token.'),
+    ('lazada', 'refresh_token', false, 'Refresh token, to renew the access token.');
+
+-- Check a credentials object against its kind; never quotes a value.
+CREATE FUNCTION omnichan._credentials_check(p_kind text, p_secrets jsonb)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k text;
+    valid text := (SELECT string_agg(key, ', ' ORDER BY key) FROM omnichan.credential_spec WHERE kind = p_kind);
+BEGIN
+    IF p_secrets IS NULL OR jsonb_typeof(p_secrets) <> 'object' THEN
+        RAISE EXCEPTION 'credentials must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    FOR k IN SELECT jsonb_object_keys(p_secrets) ORDER BY 1 LOOP
+        IF NOT EXISTS (SELECT 1 FROM omnichan.credential_spec s WHERE s.kind = p_kind AND s.key = k) THEN
+            RAISE EXCEPTION 'unknown credential "%" for kind "%"', k, p_kind
+                USING ERRCODE = '22023', HINT = format('Valid credentials for kind "%s": %s.', p_kind, valid);
+        END IF;
+        IF jsonb_typeof(p_secrets -> k) <> 'string' OR length(p_secrets ->> k) NOT BETWEEN 1 AND 8192 THEN
+            RAISE EXCEPTION 'credential "%" must be a non-empty string of at most 8192 characters', k
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    FOR k IN SELECT s.key FROM omnichan.credential_spec s WHERE s.kind = p_kind AND s.required ORDER BY 1 LOOP
+        IF NOT p_secrets ? k THEN
+            RAISE EXCEPTION 'credential "%" is required for kind "%"', k, p_kind
+                USING ERRCODE = '22023', HINT = format('Valid credentials for kind "%s": %s.', p_kind, valid);
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION omnichan.credentials_set(channel text, secrets jsonb)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int := omnichan._channel_id(channel);
+BEGIN
+    PERFORM omnichan._credentials_check((SELECT c.kind FROM omnichan.channel c WHERE c.id = cid), secrets);
+    INSERT INTO omnichan.credential AS cr (channel_id, secrets, secrets_file, updated_at)
+    VALUES (cid, secrets, NULL, now())
+    ON CONFLICT (channel_id) DO UPDATE SET secrets = excluded.secrets, secrets_file = NULL, updated_at = now();
+    PERFORM omnichan._wake_on_commit();
+END
+$$;
+COMMENT ON FUNCTION omnichan.credentials_set(text, jsonb) IS
+'Store the marketplace credentials of a channel (keys per kind: omnichan.credential_spec). Readable by the extension owner only; never shown or logged; not dumped by pg_dump.';
+
+CREATE FUNCTION omnichan.credentials_set_file(channel text, path text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int := omnichan._channel_id(channel);
+    content jsonb;
+BEGIN
+    IF path IS NULL OR path !~ '^/' THEN
+        RAISE EXCEPTION 'the credentials file must be an absolute path on the database server'
+            USING ERRCODE = '22023';
+    END IF;
+    BEGIN
+        content := pg_read_file(path)::jsonb;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'could not read credentials from file "%"', path
+            USING ERRCODE = '58030',
+                  HINT = 'The file must exist, be readable by the database server''s operating-system user, and hold one JSON object.';
+    END;
+    PERFORM omnichan._credentials_check((SELECT c.kind FROM omnichan.channel c WHERE c.id = cid), content);
+    INSERT INTO omnichan.credential AS cr (channel_id, secrets, secrets_file, updated_at)
+    VALUES (cid, NULL, path, now())
+    ON CONFLICT (channel_id) DO UPDATE SET secrets = NULL, secrets_file = excluded.secrets_file, updated_at = now();
+    PERFORM omnichan._wake_on_commit();
+END
+$$;
+COMMENT ON FUNCTION omnichan.credentials_set_file(text, text) IS
+'Keep a channel''s credentials in a JSON file on the database server (outside the database, so never in a dump); checked now and read by the worker when it needs them.';
+
+CREATE FUNCTION omnichan.credentials_clear(channel text)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ DELETE FROM omnichan.credential WHERE channel_id = omnichan._channel_id(channel) $$;
+
+-- what is configured, without the secrets
+CREATE VIEW omnichan.credential_status AS
+SELECT c.name AS channel, c.kind,
+       CASE WHEN cr.channel_id IS NULL THEN 'missing'
+            WHEN cr.secrets_file IS NOT NULL THEN 'file' ELSE 'stored' END AS source,
+       CASE WHEN cr.secrets IS NOT NULL
+            THEN (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(cr.secrets) k) END AS keys,
+       cr.updated_at
+  FROM omnichan.channel c
+  LEFT JOIN omnichan.credential cr ON cr.channel_id = c.id;
+COMMENT ON VIEW omnichan.credential_status IS
+'Which channels have credentials and where they come from (key names only, never values).';
+
+-- Link a product to a listing of a channel (insert or update by SKU).
+CREATE FUNCTION omnichan.listing_link(channel text, product_id int, external jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int := omnichan._channel_id(channel);
+    ckind text := (SELECT c.kind FROM omnichan.channel c WHERE c.id = cid);
+    scopes text[] := ARRAY['listing', 'listing:' || ckind];
+    k text;
+    clean jsonb := '{}';
+    lid bigint;
+BEGIN
+    PERFORM omnichan._product_check(product_id);
+    PERFORM omnichan._setting_keys_check(scopes, external, 'external');
+    FOR k IN SELECT s.key FROM omnichan.setting_spec s WHERE s.scope = ANY (scopes) ORDER BY s.key LOOP
+        IF external ? k AND jsonb_typeof(external -> k) <> 'null' THEN
+            clean := clean || jsonb_build_object(k, omnichan._setting_value(
+                (SELECT s.scope FROM omnichan.setting_spec s WHERE s.scope = ANY (scopes) AND s.key = k), k, external -> k));
+        ELSIF (SELECT s.required FROM omnichan.setting_spec s WHERE s.scope = ANY (scopes) AND s.key = k) THEN
+            RAISE EXCEPTION 'setting "%" is required for a % listing', k, ckind
+                USING ERRCODE = '22023';
+        END IF;
+    END LOOP;
+    INSERT INTO omnichan.listing AS l (channel_id, product_id, sku, external)
+    VALUES (cid, product_id, clean ->> 'sku', clean - 'sku')
+    ON CONFLICT (channel_id, sku) DO UPDATE
+       SET product_id = excluded.product_id, external = excluded.external,
+           target_qty = CASE WHEN l.product_id = excluded.product_id THEN l.target_qty END,
+           last_error = NULL, last_error_at = NULL, error_class = NULL, retry_at = NULL
+    RETURNING l.id INTO lid;
+    RETURN lid;
+END
+$$;
+COMMENT ON FUNCTION omnichan.listing_link(text, int, jsonb) IS
+'Link an Odoo product to a channel listing: external holds the channel SKU ("sku") and the ids the marketplace API needs (setting_spec scope listing:KIND). Returns the listing id; relinking a SKU updates it.';
+
+CREATE FUNCTION omnichan.listing_unlink(channel text, sku text)
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int := omnichan._channel_id(channel);
+BEGIN
+    DELETE FROM omnichan.listing l WHERE l.channel_id = cid AND l.sku = listing_unlink.sku;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION omnichan.listing_unlink(text, text) IS
+'Stop syncing a listing (the marketplace keeps the last quantity it received: exclude the product first to publish 0). Returns whether it existed.';
+
+CREATE FUNCTION omnichan.link_by_sku(channel text)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int := omnichan._channel_id(channel);
+    s record;
+    pids int[];
+    linked int := 0;
+BEGIN
+    FOR s IN SELECT * FROM omnichan.listing_staging st WHERE st.channel_id = cid ORDER BY st.sku LOOP
+        SELECT array_agg(p.id ORDER BY p.id) INTO pids
+          FROM public.product_product p
+          JOIN public.product_template t ON t.id = p.product_tmpl_id
+         WHERE p.default_code = s.sku AND p.active AND t.active;
+        IF pids IS NULL THEN
+            UPDATE omnichan.listing_staging SET note = 'no active Odoo product has this internal reference'
+             WHERE channel_id = cid AND sku = s.sku;
+        ELSIF cardinality(pids) > 1 THEN
+            UPDATE omnichan.listing_staging
+               SET note = format('%s Odoo products have this internal reference: %s', cardinality(pids), pids)
+             WHERE channel_id = cid AND sku = s.sku;
+        ELSE
+            BEGIN
+                PERFORM omnichan.listing_link(channel, pids[1], s.external || jsonb_build_object('sku', s.sku));
+                DELETE FROM omnichan.listing_staging WHERE channel_id = cid AND sku = s.sku;
+                linked := linked + 1;
+            EXCEPTION WHEN invalid_parameter_value OR numeric_value_out_of_range THEN
+                UPDATE omnichan.listing_staging SET note = SQLERRM WHERE channel_id = cid AND sku = s.sku;
+            END;
+        END IF;
+    END LOOP;
+    RETURN linked;
+END
+$$;
+COMMENT ON FUNCTION omnichan.link_by_sku(text) IS
+'Link every SKU of omnichan.listing_staging for the channel to the active Odoo product whose internal reference (default_code) equals it; linked rows leave the staging table, the others keep a note saying why. Returns the number linked.';
+
+-- Bring listing targets up to date with the dirty set: claim a batch of dirty
+-- products, compute their allocation, write target_qty where it changed, and
+-- acknowledge the claim, in the caller's transaction.  Returns the number of
+-- products processed (0: nothing was dirty).
+CREATE FUNCTION omnichan.refresh_targets(max_products int DEFAULT 5000)
+RETURNS int
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid uuid;
+    pids int[];
+    everything boolean;
+BEGIN
+    SELECT min(c.claim_id::text)::uuid, array_agg(c.product_id), bool_or(c.product_id = 0)
+      INTO cid, pids, everything
+      FROM omnichan.dirty_claim(max_products, '10 minutes') c;
+    IF cid IS NULL THEN
+        RETURN 0;
+    END IF;
+    UPDATE omnichan.listing l
+       SET target_qty = a.quantity, target_at = now()
+      FROM omnichan.allocate_bulk(CASE WHEN everything THEN NULL
+                                       ELSE ARRAY(SELECT DISTINCT li.product_id FROM omnichan.listing li
+                                                   WHERE li.product_id = ANY (pids)) END) a
+     WHERE l.product_id = a.product_id AND l.channel_id = a.channel_id
+       AND l.target_qty IS DISTINCT FROM a.quantity;
+    PERFORM omnichan.dirty_ack(cid);
+    RETURN cardinality(pids);
+END
+$$;
+COMMENT ON FUNCTION omnichan.refresh_targets(int) IS
+'Internal (sync worker): recompute the allocation of a batch of dirty products and update the listings'' target quantities. Returns how many products were processed.';
+
+CREATE VIEW omnichan.listing_status AS
+SELECT c.name AS channel, l.sku, l.product_id, p.default_code, l.target_qty, l.pushed_qty, l.pushed_at,
+       l.push_job_id IS NOT NULL AS pushing,
+       l.target_qty IS DISTINCT FROM l.pushed_qty AS out_of_date,
+       l.last_error, l.error_class, l.last_error_at, l.retry_at
+  FROM omnichan.listing l
+  JOIN omnichan.channel c ON c.id = l.channel_id
+  JOIN public.product_product p ON p.id = l.product_id;
+COMMENT ON VIEW omnichan.listing_status IS
+'Every listing: what it should show, what the marketplace last accepted and when, whether a push is in flight, and the marketplace''s last error.';
+
+REVOKE ALL ON FUNCTION omnichan._credentials_check(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.credentials_set(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.credentials_set_file(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.credentials_clear(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.listing_link(text, int, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.listing_unlink(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.link_by_sku(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION omnichan.refresh_targets(int) FROM PUBLIC;
+
+-- the listing table exists now: its change-capture triggers too
+SELECT omnichan.capture_install();

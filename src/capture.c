@@ -123,6 +123,8 @@ static const CaptureTable CaptureTables[] = {
 	{"omnichan", "order_inbox", MAP_INBOX_LINES, "id", "id",
 	{"state", "warehouse_id", "sale_order_id", "channel_id"}},
 	{"omnichan", "order_inbox_line", MAP_PRODUCT_COLUMN, "product_id", NULL, {NULL}},
+	{"omnichan", "listing", MAP_PRODUCT_COLUMN, "product_id", "id",
+	{"product_id", "channel_id"}},
 };
 
 /* the queries of the mappings through another table */
