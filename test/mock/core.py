@@ -72,6 +72,7 @@ class Request:
         self.body = body
         self.client_port = client_port
         self.params = {}
+        self.route = None
         self.json = None
         self.json_error = None
         self.form = None

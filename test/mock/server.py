@@ -68,12 +68,11 @@ def main(argv=None):
                 seed = json.load(f)
         faults = [json.loads(spec) for spec in args.fault]
         app = core.MockApp(marketplaces.load(args.marketplace), seed, faults)
+        server = core.MockServer(app, args.port, verbose=args.verbose,
+                                 idle_timeout=args.idle_timeout)
     except (OSError, ValueError) as exc:
         print(f"server.py: {exc}", file=sys.stderr)
         return 2
-
-    server = core.MockServer(app, args.port, verbose=args.verbose,
-                             idle_timeout=args.idle_timeout)
     port = server.server_address[1]
 
     def stop(_signum, _frame):

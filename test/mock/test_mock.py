@@ -119,6 +119,18 @@ class JournalTest(MockTestCase):
         mockctl.clear_journal(port_of())
         self.assertEqual(mockctl.journal(port_of()), [])
 
+    def test_journal_is_bounded(self):
+        journal = core.Journal(max_entries=3, max_body_bytes=10)
+        request = core.Request("POST", "/p?q=1", http.client.HTTPMessage(),
+                               b"123456", 1)
+        for _ in range(5):
+            journal.record(request, None)
+        self.assertEqual([e["seq"] for e in journal.entries()], [5])
+        journal.max_body_bytes = 100
+        for _ in range(4):
+            journal.record(request, None)
+        self.assertEqual([e["seq"] for e in journal.entries()], [7, 8, 9])
+
     def test_chunked_request_body(self):
         raw = raw_exchange(
             b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
