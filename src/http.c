@@ -339,7 +339,15 @@ HttpStart(HttpRequest *req)
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
-	curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+
+	/*
+	 * Waiting for a connection to tell whether it can multiplex only makes
+	 * sense over TLS (HTTP/2 is negotiated by ALPN).  Over plain http the
+	 * answer comes with the first response, so the wait would queue every
+	 * request to the host behind one slow request.
+	 */
+	if (pg_strncasecmp(req->url, "https://", 8) == 0)
+		curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) omnichan_http_connect_timeout);

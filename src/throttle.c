@@ -22,6 +22,10 @@
  * for twice as long (at most 16 times the base).  A dead marketplace thus
  * costs one request per interval and never slows the other channels.
  *
+ * Jobs without a channel (channel 0 here) may go to unrelated hosts: they
+ * have a bucket and a concurrency cap, but no circuit breaker, and one
+ * host's rate headers do not block the others.
+ *
  * Copyright (c) 2026, the omnichan authors
  *
  *-------------------------------------------------------------------------
@@ -420,12 +424,21 @@ ThrottleFinish(HttpRequest *req, TimestampTz now, ThrottleReport *report)
 	bool		failure = (req->error != NULL && !req->permanent) || req->status >= 500;
 	CircuitState before = f->circuit;
 
-	ApplyRateHeaders(b, req, now);
 	if (f->inflight > 0)
 		f->inflight--;
 	f->probing = false;
 
-	if (failure)
+	/*
+	 * Jobs without a channel go to unrelated hosts: one host's rate headers
+	 * or failures must not hold back the others.  Their own Retry-After
+	 * still delays their retry (see RecordOutcomes).
+	 */
+	if (req->channel_id != 0)
+		ApplyRateHeaders(b, req, now);
+
+	if (req->channel_id == 0)
+		f->failures = 0;
+	else if (failure)
 	{
 		f->failures++;
 		if (f->circuit == CIRCUIT_HALF_OPEN)
