@@ -476,11 +476,13 @@ CollectDone(HttpRequest ***done, int *ndone, int *cap)
  *		Waits for the latch, the sockets of the requests in flight, libcurl's
  *		timer or timeout_ms, whichever comes first, then lets libcurl make
  *		progress.  Completed requests are appended to *done (allocated in the
- *		current memory context).  The latch is reset when it was set.
+ *		current memory context).  The latch is reset when it was set; the
+ *		result says whether it was (some transaction committed work).
  */
-void
+bool
 HttpWait(long timeout_ms, HttpRequest ***done, int *ndone)
 {
+	bool		latch_set = false;
 	WaitEventSet *set;
 	WaitEvent	events[64];
 	int			nevents;
@@ -513,7 +515,10 @@ HttpWait(long timeout_ms, HttpRequest ***done, int *ndone)
 	for (i = 0; i < nevents; i++)
 	{
 		if (events[i].events & WL_LATCH_SET)
+		{
 			ResetLatch(MyLatch);
+			latch_set = true;
+		}
 		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
 		{
 			int			mask = 0;
@@ -528,6 +533,7 @@ HttpWait(long timeout_ms, HttpRequest ***done, int *ndone)
 	/* timeouts (and transfers that need a kick after being added) */
 	curl_multi_socket_action(Multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	CollectDone(done, ndone, &cap);
+	return latch_set;
 }
 
 /*

@@ -63,8 +63,9 @@ extern int	HttpInflight(void);
 /*
  * Wait for the latch, the sockets of the requests in flight or timeout_ms,
  * and drive the transfers.  Completed requests are appended to *done.
+ * Returns whether the latch was set.
  */
-extern void HttpWait(long timeout_ms, HttpRequest ***done, int *ndone);
+extern bool HttpWait(long timeout_ms, HttpRequest ***done, int *ndone);
 
 /* release a finished request and everything it holds */
 extern void HttpFree(HttpRequest *req);

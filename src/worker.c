@@ -275,6 +275,7 @@ static bool ExtensionReady = false;
 static Oid	ExtensionOid = InvalidOid;
 static TimestampTz NextHousekeeping = 0;
 static TimestampTz NextConfigLoad = 0;
+static bool ConfigMaybeChanged = false;	/* woken by a commit since the last load */
 static MemoryContext RequestsCxt = NULL;
 static HttpRequest **Inflight = NULL;	/* requests in flight */
 static int	NInflight = 0;
@@ -630,6 +631,7 @@ ClaimAndStart(void *arg)
 	TimestampTz now = GetCurrentTimestamp();
 	int			room = omnichan_http_max_inflight - NInflight;
 	int			ngroups;
+	SPITupleTable *groups;
 	Datum	   *gch,
 			   *gop,
 			   *glim;
@@ -644,12 +646,6 @@ ClaimAndStart(void *arg)
 	result->next_due = 0;
 	result->started = 0;
 
-	if (now >= NextConfigLoad)
-	{
-		ThrottleLoadConfig();
-		NextConfigLoad = TimestampTzPlusMilliseconds(now, 1000);
-	}
-
 	/* the groups with due work, and the next due time of the others */
 	ret = SPI_execute("SELECT COALESCE(j.channel_id, 0), j.operation, "
 					  "       pg_catalog.min(j.not_before) <= pg_catalog.clock_timestamp(), pg_catalog.min(j.not_before) "
@@ -660,13 +656,28 @@ ClaimAndStart(void *arg)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the job queue: %s", SPI_result_code_string(ret));
 	ngroups = SPI_processed;
+	groups = SPI_tuptable;
 	gch = palloc(sizeof(Datum) * Max(ngroups, 1));
 	gop = palloc(sizeof(Datum) * Max(ngroups, 1));
 	glim = palloc(sizeof(Datum) * Max(ngroups, 1));
-	for (row = 0; row < SPI_processed && room > 0; row++)
+
+	/*
+	 * Reload the flow-control configuration before starting anything when a
+	 * commit woke us since the last load (a new channel, rate_limit_set, and
+	 * the jobs queued right after it must not start under the old limits),
+	 * and at least once a second.
+	 */
+	if (ngroups > 0 && (ConfigMaybeChanged || now >= NextConfigLoad))
 	{
-		HeapTuple	tup = SPI_tuptable->vals[row];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		ThrottleLoadConfig();
+		NextConfigLoad = TimestampTzPlusMilliseconds(now, 1000);
+		ConfigMaybeChanged = false;
+	}
+
+	for (row = 0; row < (uint64) ngroups && room > 0; row++)
+	{
+		HeapTuple	tup = groups->vals[row];
+		TupleDesc	desc = groups->tupdesc;
 		bool		isnull;
 		int32		ch = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 		char	   *op = SPI_getvalue(tup, desc, 2);
@@ -842,7 +853,8 @@ omnichan_worker_main(Datum arg)
 		ndone = 0;
 		done = NULL;
 		pgstat_report_activity(STATE_IDLE, NULL);
-		HttpWait(timeout, &done, &ndone);
+		if (HttpWait(timeout, &done, &ndone))
+			ConfigMaybeChanged = true;
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
