@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""runtime_lifecycle: the launcher and the per-database sync workers across
+reloads, signals, crashes and extension re-installs; request counts from a
+mock marketplace's journal.
+
+  - the worker shows in pg_stat_activity (backend_type and application_name
+    'omnichan worker');
+  - a reload applies a changed omnichan.http_timeout;
+  - adding a database to omnichan.databases + reload starts its worker; a
+    job queued in each database is sent by its own worker; removing the
+    database + reload stops its worker;
+  - SIGTERM of the worker while a request is in flight: it exits in < 2 s,
+    the launcher restarts it, the job is re-queued and sent exactly once more;
+  - kill -9 of the worker mid-request: the postmaster restarts everything,
+    the job is sent once more and completes, a job queued meanwhile too;
+  - an immediate shutdown mid-request, then a start: the job completes;
+  - DROP EXTENSION / CREATE EXTENSION while the worker runs: the same worker
+    serves the new installation.
+"""
+
+import os
+import signal
+import time
+
+from runtime_lib import (Mock, check, enqueue, fatal, finish, job, say,
+                         start_cluster, wait_for, wait_job_done)
+
+c = start_cluster("runtime_lifecycle", [
+    "omnichan.naptime = 200",
+    "omnichan.retry_base_delay = 100",
+    "restart_after_crash = on",
+])
+m = Mock("generic")
+B = m.base
+
+
+def arrived(path, n=1, timeout=10):
+    return wait_for(f"{n} request(s) to {path}",
+                    lambda: (lambda e: e if len(e) >= n else None)(m.journal(f"^{path}$")), timeout) or []
+
+
+# 1. visible in pg_stat_activity
+rows = c.sql("SELECT backend_type, application_name, datname FROM pg_stat_activity "
+             " WHERE backend_type = 'omnichan worker'", db="postgres")
+check("one omnichan worker in pg_stat_activity, application_name 'omnichan worker', database odoo",
+      rows == [["omnichan worker", "omnichan worker", "odoo"]], rows)
+
+# 2. reload applies http_timeout
+c.set_conf(http_timeout=300)
+wait_for("http_timeout = 300ms", lambda: c.val("SHOW omnichan.http_timeout") == "300ms", 5)
+pid = c.workers("odoo")[0]
+j = enqueue(c, f"{B}/slow/1000", max_attempts=1)
+d = wait_job_done(c, j, 10)
+check("after a reload, omnichan.http_timeout = 300ms applies to the worker's next request",
+      d["state"] == "failed" and "timed out after 3" in d["error"], d)
+c.sql("ALTER SYSTEM RESET omnichan.http_timeout", db="postgres")
+c.sql("SELECT pg_reload_conf()", db="postgres")
+check("the reload did not restart the worker", c.workers("odoo") == [pid], c.workers())
+
+# 3. a second database
+c.create_db("odoo2")
+c.set_conf(databases="odoo,odoo2")
+pid2 = c.wait_worker("odoo2", 10)
+check("adding odoo2 to omnichan.databases + reload starts its worker", pid2)
+j1 = enqueue(c, f"{B}/echo?db=odoo")
+j2 = enqueue(c, f"{B}/echo?db=odoo2", db="odoo2")
+d1, d2 = wait_job_done(c, j1, 10), wait_job_done(c, j2, 10, db="odoo2")
+dbs = sorted(x["query"].get("db", [""])[0] for x in m.journal("^/echo$"))
+check("a job queued in each database is sent by its own worker",
+      d1["state"] == "succeeded" and d2["state"] == "succeeded" and dbs == ["odoo", "odoo2"], (d1, d2, dbs))
+c.set_conf(databases="odoo")
+gone = wait_for("the worker of odoo2 to stop", lambda: not c.workers("odoo2"), 10)
+check("removing odoo2 from omnichan.databases + reload stops its worker, odoo's stays",
+      gone and c.workers("odoo") == [pid], c.workers())
+
+# 4. SIGTERM mid-request
+j = enqueue(c, f"{B}/slow/1500")
+arrived("/slow/1500")
+check("the job is running while its request is in flight", job(c, j)["state"] == "running", job(c, j))
+t = time.monotonic()
+os.kill(pid, signal.SIGTERM)
+stopped = wait_for("the worker to exit", lambda: not os.path.exists(f"/proc/{pid}"), 5, 0.01)
+el = time.monotonic() - t
+check(f"SIGTERM stops the worker mid-request promptly ({el:.2f} s < 2 s)", stopped and el < 2.0)
+newpid = c.wait_worker("odoo", 15)
+check("the launcher restarts the worker", newpid and newpid != pid, newpid)
+d = wait_job_done(c, j, 10)
+n = len(m.journal("^/slow/1500$"))
+check("the interrupted job is re-queued and completes, sent exactly once more",
+      d["state"] == "succeeded" and n == 2, f"job {d}, {n} requests")
+check("the server log tells the job was re-queued", "re-queued 1 request(s)" in c.log_text())
+
+# 5. kill -9 of the worker mid-request
+pid = newpid
+j = enqueue(c, f"{B}/slow/1501")
+arrived("/slow/1501")
+os.kill(pid, signal.SIGKILL)
+later = None
+newpid = c.wait_worker("odoo", 20)
+check("after kill -9 of the worker the postmaster restarts everything, a new worker runs",
+      newpid and newpid != pid, newpid)
+later = enqueue(c, f"{B}/echo?after=crash")
+d = wait_job_done(c, j, 10)
+n = len(m.journal("^/slow/1501$"))
+check("the job interrupted by kill -9 completes, sent exactly once more",
+      d["state"] == "succeeded" and n == 2, f"job {d}, {n} requests")
+d = wait_job_done(c, later, 10)
+check("a job queued after the crash is sent", d["state"] == "succeeded", d)
+
+# 6. immediate shutdown mid-request, then start
+j = enqueue(c, f"{B}/slow/1502")
+arrived("/slow/1502")
+r = c.pg_ctl("-m", "immediate", "-w", "stop")
+check("pg_ctl stop -m immediate", r.returncode == 0, r.stderr)
+r = c.pg_ctl("-l", c.log, "-w", "-t", "60", "start")
+check("pg_ctl start", r.returncode == 0, r.stderr)
+if not c.wait_worker("odoo", 20):
+    fatal(f"no worker after the restart:\n{c.log_tail()}")
+d = wait_job_done(c, j, 10)
+n = len(m.journal("^/slow/1502$"))
+check("after an immediate shutdown and a start, the interrupted job completes (sent once more)",
+      d["state"] == "succeeded" and n == 2, f"job {d}, {n} requests")
+
+# 7. DROP EXTENSION / CREATE EXTENSION while the worker runs
+pid = c.workers("odoo")[0]
+c.sql("DROP EXTENSION omnichan CASCADE")
+time.sleep(0.3)  # let the worker notice (it polls the catalog every <= 5 s)
+c.sql("CREATE EXTENSION omnichan")
+j = enqueue(c, f"{B}/echo?after=reinstall")
+d = wait_job_done(c, j, 15)
+check("after DROP/CREATE EXTENSION the same worker serves the new installation",
+      d["state"] == "succeeded" and c.workers("odoo") == [pid], (d, c.workers()))
+check("the new installation's job was sent once",
+      len([x for x in m.journal("^/echo$") if x["query"].get("after") == ["reinstall"]]) == 1)
+say("server log tail:\n" + c.log_tail(15))
+finish()
