@@ -180,25 +180,45 @@ triggers_on() {
 		oc_die "could not re-create the capture triggers"
 }
 
-# run SIDE SECONDS: one pgbench run, prints its TPS
+# CPU time (clock ticks) of the server processes that exited so far: the
+# postmaster's cutime + cstime.  The benchmark's backends exit when pgbench
+# disconnects, so the difference around a run is the CPU the server spent on
+# it (plus the autovacuum workers that ran meanwhile), unaffected by whatever
+# else the machine is doing.
+server_ticks() {
+	awk '{ print $16 + $17 }' "/proc/$(head -n 1 "$CL/data/postmaster.pid")/stat"
+}
+
+# run SIDE SECONDS: one pgbench run, prints its TPS and the server's CPU
+# microseconds per transaction
 run() {
-	local side=$1 secs=$2 out tps perf_pid=
+	local side=$1 secs=$2 out tps ntx t0 t1
 	if [ "$side" = off ]; then triggers_off; else triggers_on; fi
 	# a comparable start: no log backlog, dirty pages written
 	sql1 "TRUNCATE omnichan.stock_dirty_log; CHECKPOINT" >/dev/null
-	if [ "$PROFILE" = 1 ] && [ "$side" = on ] && command -v perf >/dev/null; then
-		perf record -q -g -a -o "$RUN/capture-perf.data" -- sleep "$secs" >/dev/null 2>&1 &
-		perf_pid=$!
-	fi
-	out=$("$OC_PGBIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$secs" \
+	sleep 0.2
+	t0=$(server_ticks)
+	"$OC_PGBIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$secs" \
 		-D qmin="$qmin" -D qmax="$qmax" -D mmin="$mmin" -D mmax="$mmax" \
 		-f "$SCRIPTS/quant.sql@4" -f "$SCRIPTS/move_new.sql@1" \
-		-f "$SCRIPTS/move_state.sql@2" -f "$SCRIPTS/quant_in.sql@1" "$DB" 2>&1) ||
-		{ echo "$out" >&2; oc_die "pgbench failed"; }
-	[ -n "$perf_pid" ] && wait "$perf_pid"
+		-f "$SCRIPTS/move_state.sql@2" -f "$SCRIPTS/quant_in.sql@1" "$DB" >"$RUN/capture-pgbench.out" 2>&1 &
+	local bench_pid=$!
+	if [ "$PROFILE" = 1 ] && [ "$side" = on ] && command -v perf >/dev/null && [ "$secs" -gt 4 ]; then
+		# only the backends of this benchmark (the machine may run other clusters)
+		sleep 1
+		local pm pids
+		pm=$(head -n 1 "$CL/data/postmaster.pid")
+		pids=$(pgrep -P "$pm" -f "omnichan_capbench" | paste -sd, -)
+		[ -n "$pids" ] && perf record -q -g -p "$pids" -o "$RUN/capture-perf.data" -- sleep $((secs - 3)) >/dev/null 2>&1 || true
+	fi
+	wait "$bench_pid" || { cat "$RUN/capture-pgbench.out" >&2; oc_die "pgbench failed"; }
+	sleep 0.5
+	t1=$(server_ticks)
+	out=$(cat "$RUN/capture-pgbench.out")
 	tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -n 1)
-	[ -n "$tps" ] || { echo "$out" >&2; oc_die "no TPS in the pgbench output"; }
-	echo "$tps"
+	ntx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+	[ -n "$tps" ] && [ -n "$ntx" ] || { echo "$out" >&2; oc_die "no TPS in the pgbench output"; }
+	echo "$tps $(((t1 - t0) * 1000000 / $(getconf CLK_TCK) / ntx))"
 }
 
 oc_log "warm-up (5 s each side)"
@@ -207,23 +227,26 @@ run on 5 >/dev/null
 
 sides=()
 tpss=()
+cpus=()
 logrows=()
 for ((i = 0; i < ROUNDS; i++)); do
 	if ((i % 2 == 0)); then order=(off on); else order=(on off); fi
 	for side in "${order[@]}"; do
-		tps=$(run "$side" "$SECONDS_PER_RUN")
+		read -r tps cpu < <(run "$side" "$SECONDS_PER_RUN") || true
+		[ -n "${cpu:-}" ] || oc_die "run $side failed"
 		rows=$(sql1 "SELECT count(*) FROM omnichan.stock_dirty_log")
-		oc_log "round $((i + 1)) $side: $tps tps ($rows log rows)"
+		oc_log "round $((i + 1)) $side: $tps tps, $cpu us server CPU per transaction ($rows log rows)"
 		sides+=("$side")
 		tpss+=("$tps")
+		cpus+=("$cpu")
 		logrows+=("$rows")
 	done
 done
 triggers_on
 
 if [ "$PROFILE" = 1 ] && [ -f "$RUN/capture-perf.data" ]; then
-	perf report -i "$RUN/capture-perf.data" --no-children --sort symbol --stdio 2>/dev/null |
-		head -n 80 >"$RUN/capture-perf.txt" || true
+	perf report -i "$RUN/capture-perf.data" --no-children --sort dso,symbol -g none --stdio 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -n 60 >"$RUN/capture-perf.txt" || true
 	oc_log "perf profile of the last 'on' run: $RUN/capture-perf.txt"
 fi
 
@@ -233,13 +256,13 @@ fi
 	echo "catalog: $n_quant quants, $n_move moves at start; $CLIENTS clients; ${SECONDS_PER_RUN} s per run; pgbench -M prepared"
 	echo "workload: quant qty+reserved (w4), move insert (w1), move state (w2), quant in_date only (w1); 1-50 rows per transaction"
 	echo
-	printf '%-6s %-5s %12s %14s\n' run side tps log_rows
+	printf '%-6s %-5s %12s %16s %14s\n' run side tps cpu_us_per_tx log_rows
 	for i in "${!sides[@]}"; do
-		printf '%-6s %-5s %12.1f %14s\n' "$((i + 1))" "${sides[$i]}" "${tpss[$i]}" "${logrows[$i]}"
+		printf '%-6s %-5s %12.1f %16s %14s\n' "$((i + 1))" "${sides[$i]}" "${tpss[$i]}" "${cpus[$i]}" "${logrows[$i]}"
 	done
 	echo
-	printf '%s\n' "${sides[@]}" | paste -d ' ' - <(printf '%s\n' "${tpss[@]}") | awk '
-		{ n[$1]++; s[$1] += $2; v[$1, n[$1]] = $2 }
+	paste -d ' ' <(printf '%s\n' "${sides[@]}") <(printf '%s\n' "${tpss[@]}") <(printf '%s\n' "${cpus[@]}") | awk '
+		{ n[$1]++; s[$1] += $2; c[$1] += $3; v[$1, n[$1]] = $2 }
 		END {
 			split("off on", ks, " ")
 			for (j = 1; j <= 2; j++) {
@@ -248,10 +271,12 @@ fi
 				sd = 0
 				for (i = 1; i <= n[k]; i++) sd += (v[k, i] - m[k]) ^ 2
 				sd = (n[k] > 1) ? sqrt(sd / (n[k] - 1)) : 0
-				printf "%-4s mean %10.1f tps  (stddev %.1f, %d runs)\n", k, m[k], sd, n[k]
+				cpu[k] = c[k] / n[k]
+				printf "%-4s mean %10.1f tps  (stddev %.1f, %d runs), server CPU %.0f us per transaction\n", k, m[k], sd, n[k], cpu[k]
 			}
 			loss = 100 * (1 - m["on"] / m["off"])
 			printf "throughput loss with change capture: %.2f %% (target <= 5 %%): %s\n", loss, (loss <= 5 ? "PASS" : "MISS")
+			printf "server CPU per transaction: %+.2f %% (the loss on a CPU-bound server: %.2f %%)\n", 100 * (cpu["on"] / cpu["off"] - 1), 100 * (1 - cpu["off"] / cpu["on"])
 		}'
 } | tee "$RESULTS"
 oc_log "results written to $RESULTS"

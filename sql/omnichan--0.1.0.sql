@@ -1595,6 +1595,11 @@ AS $$
 DECLARE
     done int;
 BEGIN
+    -- lock the claim's rows in product order, the order dirty_fold() updates
+    -- them in: a concurrent fold and this ack never wait for each other in
+    -- a cycle (deadlock)
+    PERFORM 1 FROM omnichan.stock_dirty d WHERE d.claim_id = claim
+      ORDER BY d.product_id FOR UPDATE;
     DELETE FROM omnichan.stock_dirty
      WHERE claim_id = claim AND generation = claimed_generation;
     GET DIAGNOSTICS done = ROW_COUNT;
@@ -1613,6 +1618,9 @@ RETURNS int
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- rows locked in product order first, as in dirty_ack()
+    SELECT 1 FROM omnichan.stock_dirty d WHERE d.claim_id = claim
+     ORDER BY d.product_id FOR UPDATE;
     WITH r AS (
         UPDATE omnichan.stock_dirty
            SET claim_id = NULL, claimed_at = NULL, claimed_generation = NULL
