@@ -295,7 +295,9 @@ done
 wait "$LONGPID" || oc_log "long run: $(cat "$RUN/http-long.err")"
 LONG_T1=$(date +%s.%N)
 LONG_RPS=$(awk -v a="$LONG_T0" -v b="$LONG_T1" -v n="$LONG" 'BEGIN {printf "%.0f", n / (b - a)}')
-LONG_FAILED=$(sql1 "SELECT count(*) FROM omnichan.job WHERE operation = 'long' AND state <> 'succeeded'")
+# (the cluster may have been stopped from outside: report what was sampled)
+LONG_FAILED=$(sql1 "SELECT count(*) FROM omnichan.job WHERE operation = 'long' AND state <> 'succeeded'" 2>/dev/null ||
+	echo "? (cluster lost: $(head -1 "$RUN/http-long.err"))")
 # RSS: min/max/last of VmRSS; leak check on RssAnon (private memory; VmRSS
 # also grows as the worker touches more of shared_buffers): growth from the
 # sample at 10 % of the run to the last one
