@@ -47,6 +47,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -74,40 +75,61 @@ typedef enum AtsQuery
 } AtsQuery;
 
 /*
+ * The term queries group by location class rather than by pool: a class is
+ * a set of pools, and each location (warehouse, for orders) belongs to the
+ * class of the pools it is in.  AtsCompute adds a class's row into each of
+ * its pools, so the rows are read and summed once however many pools
+ * overlap (allocation).  A pool's term is the exact sum of its classes'
+ * sums, rounded to millionths once: each sum x (already scaled by 10^6)
+ * comes as round(x)::int8 when x is a whole number of millionths (Odoo's
+ * decimal quantities), and as the numeric x itself otherwise (unit
+ * conversions), which AtsCompute adds up exactly before rounding.
+ */
+#define EXACT_OR_NUMERIC(x) \
+	"pg_catalog.round(" x ")::int8, CASE WHEN " x " <> pg_catalog.round(" x ") THEN " x " END"
+
+/*
  * Open outgoing demand: the unreserved part of each open move whose source
  * is an internal location of the pool and whose destination is outside the
  * pool.  stock_move.quantity is in the move's unit, product_qty in the
- * product's: convert with the units' factors as Odoo does.
+ * product's: convert with the units' factors as Odoo does (nothing to
+ * convert when nothing is reserved: 0 / f * f = 0 exactly).  Grouped by
+ * product, class of the source ($1, $2: internal locations) and class of the
+ * destination ($3, $4: every location of the pools; -1 outside them): the
+ * move is pending for the source's pools that are not the destination's.
+ * Moves within one class leave none of its pools.
  */
 #define MOVES_SQL(filter) \
-	"SELECT m.product_id, s.pool, " \
-	"       pg_catalog.round(pg_catalog.sum(GREATEST(m.product_qty - " \
-	"           COALESCE(m.quantity, 0) / mu.factor * pu.factor, 0)) * 1000000)::int8 " \
-	"  FROM public.stock_move m " \
-	"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS s(loc, pool) ON s.loc = m.location_id " \
-	"  JOIN public.uom_uom mu ON mu.id = m.product_uom " \
-	"  JOIN public.product_product pp ON pp.id = m.product_id " \
-	"  JOIN public.product_template pt ON pt.id = pp.product_tmpl_id " \
-	"  JOIN public.uom_uom pu ON pu.id = pt.uom_id " \
-	" WHERE m.state IN ('waiting', 'confirmed', 'partially_available', 'assigned') " \
+	"SELECT g.product_id, g.src, g.dst, " EXACT_OR_NUMERIC("g.x") \
+	"  FROM (SELECT m.product_id, s.cls AS src, COALESCE(d.cls, -1) AS dst, " \
+	"               pg_catalog.sum(CASE WHEN COALESCE(m.quantity, 0) = 0 THEN GREATEST(m.product_qty, 0) " \
+	"                   ELSE GREATEST(m.product_qty - m.quantity / mu.factor * pu.factor, 0) END) * 1000000 AS x " \
+	"          FROM public.stock_move m " \
+	"          JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS s(loc, cls) ON s.loc = m.location_id " \
+	"          LEFT JOIN ROWS FROM (pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int4[])) AS d(loc, cls) ON d.loc = m.location_dest_id " \
+	"          JOIN public.uom_uom mu ON mu.id = m.product_uom " \
+	"          JOIN public.product_product pp ON pp.id = m.product_id " \
+	"          JOIN public.product_template pt ON pt.id = pp.product_tmpl_id " \
+	"          JOIN public.uom_uom pu ON pu.id = pt.uom_id " \
+	"         WHERE m.state IN ('waiting', 'confirmed', 'partially_available', 'assigned') " \
 	filter \
-	"   AND NOT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::int4[])) AS d(loc, pool) " \
-	"                    WHERE d.loc = m.location_dest_id AND d.pool = s.pool) " \
-	" GROUP BY 1, 2"
+	"           AND d.cls IS DISTINCT FROM s.cls " \
+	"         GROUP BY 1, 2, 3) g"
 
 /*
  * Sale lines with no stock move yet, in the product's unit, attributed to
- * the order's warehouse.  Quotations count when they come from a
+ * the class of the order's warehouse.  Quotations count when they come from a
  * marketplace order (omnichan.order_inbox.sale_order_id), or all of them
  * when $3 (omnichan.count_manual_quotations) is true.
  */
 #define SALES_SQL(filter) \
-	"SELECT sol.product_id, w.pool, " \
-	"       pg_catalog.round(pg_catalog.sum(GREATEST(sol.product_uom_qty - COALESCE(sol.qty_delivered, 0), 0) " \
-	"           / lu.factor * pu.factor) * 1000000)::int8 " \
+	"SELECT g.product_id, g.cls, -1, " EXACT_OR_NUMERIC("g.x") \
+	"  FROM (SELECT sol.product_id, w.cls, " \
+	"       pg_catalog.sum(GREATEST(sol.product_uom_qty - COALESCE(sol.qty_delivered, 0), 0) " \
+	"           / lu.factor * pu.factor) * 1000000 AS x " \
 	"  FROM public.sale_order_line sol " \
 	"  JOIN public.sale_order so ON so.id = sol.order_id " \
-	"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS w(wh, pool) ON w.wh = so.warehouse_id " \
+	"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS w(wh, cls) ON w.wh = so.warehouse_id " \
 	"  JOIN public.uom_uom lu ON lu.id = sol.product_uom " \
 	"  JOIN public.product_product pp ON pp.id = sol.product_id " \
 	"  JOIN public.product_template pt ON pt.id = pp.product_tmpl_id " \
@@ -118,20 +140,21 @@ typedef enum AtsQuery
 	"        OR (so.state IN ('draft', 'sent') " \
 	"            AND ($3 OR EXISTS (SELECT 1 FROM omnichan.order_inbox i WHERE i.sale_order_id = so.id)))) " \
 	"   AND NOT EXISTS (SELECT 1 FROM public.stock_move sm WHERE sm.sale_line_id = sol.id) " \
-	" GROUP BY 1, 2"
+	" GROUP BY 1, 2) g"
 
 /* marketplace orders received but not yet materialized as Odoo orders */
 #define INBOX_SQL(filter) \
-	"SELECT l.product_id, w.pool, pg_catalog.round(pg_catalog.sum(l.quantity) * 1000000)::int8 " \
+	"SELECT g.product_id, g.cls, -1, " EXACT_OR_NUMERIC("g.x") \
+	"  FROM (SELECT l.product_id, w.cls, pg_catalog.sum(l.quantity) * 1000000 AS x " \
 	"  FROM omnichan.order_inbox i " \
 	"  JOIN omnichan.order_inbox_line l ON l.inbox_id = i.id " \
 	"  JOIN omnichan.channel c ON c.id = i.channel_id " \
-	"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS w(wh, pool) " \
+	"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS w(wh, cls) " \
 	"       ON w.wh = COALESCE(i.warehouse_id, c.default_warehouse_id) " \
 	" WHERE i.sale_order_id IS NULL AND i.state IN ('received', 'held') " \
 	"   AND l.product_id IS NOT NULL " \
 	filter \
-	" GROUP BY 1, 2"
+	" GROUP BY 1, 2) g"
 
 /*
  * Kits: the phantom BoM Odoo's _bom_find picks (order "sequence, product_id,
@@ -189,30 +212,37 @@ static const AtsQueryDef AtsQueries[NUM_ATS_QUERIES][2] = {
 		},
 		{NULL, 0, {0}}
 	},
+	/*
+	 * On hand and reserved by product and class of the internal location
+	 * ($1, $2).  (All products: used only beyond QUANTS_MAX_CLASSES classes,
+	 * see QuantsByClassPlan.)
+	 */
 	[Q_QUANTS] = {
 		{
-			"SELECT q.product_id, s.pool, "
-			"       pg_catalog.round(pg_catalog.sum(COALESCE(q.quantity, 0)) * 1000000)::int8, "
-			"       pg_catalog.round(pg_catalog.sum(q.reserved_quantity) * 1000000)::int8 "
-			"  FROM public.stock_quant q "
-			"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS s(loc, pool) ON s.loc = q.location_id "
-			" GROUP BY 1, 2",
+			"SELECT g.product_id, g.cls, " EXACT_OR_NUMERIC("g.x") ", " EXACT_OR_NUMERIC("g.y")
+			"  FROM (SELECT q.product_id, s.cls, "
+			"               pg_catalog.sum(COALESCE(q.quantity, 0)) * 1000000 AS x, "
+			"               pg_catalog.sum(q.reserved_quantity) * 1000000 AS y "
+			"          FROM public.stock_quant q "
+			"          JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS s(loc, cls) ON s.loc = q.location_id "
+			"         GROUP BY 1, 2) g",
 			2, {INT4ARRAYOID, INT4ARRAYOID}
 		},
 		{
-			"SELECT q.product_id, s.pool, "
-			"       pg_catalog.round(pg_catalog.sum(COALESCE(q.quantity, 0)) * 1000000)::int8, "
-			"       pg_catalog.round(pg_catalog.sum(q.reserved_quantity) * 1000000)::int8 "
-			"  FROM public.stock_quant q "
-			"  JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS s(loc, pool) ON s.loc = q.location_id "
-			" WHERE q.product_id = ANY($3) "
-			" GROUP BY 1, 2",
+			"SELECT g.product_id, g.cls, " EXACT_OR_NUMERIC("g.x") ", " EXACT_OR_NUMERIC("g.y")
+			"  FROM (SELECT q.product_id, s.cls, "
+			"               pg_catalog.sum(COALESCE(q.quantity, 0)) * 1000000 AS x, "
+			"               pg_catalog.sum(q.reserved_quantity) * 1000000 AS y "
+			"          FROM public.stock_quant q "
+			"          JOIN ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::int4[])) AS s(loc, cls) ON s.loc = q.location_id "
+			"         WHERE q.product_id = ANY($3) "
+			"         GROUP BY 1, 2) g",
 			3, {INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID}
 		}
 	},
 	[Q_MOVES] = {
 		{MOVES_SQL(""), 4, {INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID}},
-		{MOVES_SQL("   AND m.product_id = ANY($5) "), 5,
+		{MOVES_SQL("           AND m.product_id = ANY($5) "), 5,
 		{INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID}}
 	},
 	[Q_SALES] = {
@@ -267,8 +297,7 @@ static const AtsQueryDef AtsQueries[NUM_ATS_QUERIES][2] = {
 			"SELECT pp.id, COALESCE(pp.active, false) AND COALESCE(pt.active, false), pt.type = 'product' "
 			"  FROM public.product_product pp "
 			"  JOIN public.product_template pt ON pt.id = pp.product_tmpl_id "
-			" WHERE pt.type = 'product' OR pp.id = ANY($1) "
-			" ORDER BY pp.id",
+			" WHERE pt.type = 'product' OR pp.id = ANY($1)",
 			1, {INT4ARRAYOID}
 		},
 		{
@@ -285,6 +314,58 @@ static const AtsQueryDef AtsQueries[NUM_ATS_QUERIES][2] = {
 /* prepared plans, kept for the life of the backend */
 static SPIPlanPtr AtsPlans[NUM_ATS_QUERIES][2];
 
+/*
+ * Bulk on hand and reserved, for k <= QUANTS_MAX_CLASSES location classes:
+ * one row per product with the sums of each class side by side (FILTER by
+ * the class's locations, $2 .. $k+1), over the quants of every internal
+ * location ($1).  Grouping by product alone lets the sums stream over the
+ * stock_quant(product_id) index instead of sorting or hashing (product,
+ * class) groups.  Plans by k, kept for the life of the backend.
+ */
+#define QUANTS_MAX_CLASSES 8
+static SPIPlanPtr QuantsPlans[QUANTS_MAX_CLASSES + 1];
+
+static SPIPlanPtr
+QuantsByClassPlan(int k)
+{
+	StringInfoData sql;
+	Oid			argtypes[QUANTS_MAX_CLASSES + 1];
+	SPIPlanPtr	plan;
+	int			c;
+
+	if (QuantsPlans[k] != NULL)
+		return QuantsPlans[k];
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT g.product_id");
+	for (c = 0; c < k; c++)
+		appendStringInfo(&sql, ", " EXACT_OR_NUMERIC("g.x%d") ", " EXACT_OR_NUMERIC("g.y%d"),
+						 c, c, c, c, c, c, c, c);
+	appendStringInfoString(&sql, " FROM (SELECT q.product_id");
+	for (c = 0; c < k; c++)
+	{
+		char		filter[64] = "";
+
+		if (k > 1)
+			snprintf(filter, sizeof(filter), " FILTER (WHERE q.location_id = ANY($%d))", c + 2);
+		appendStringInfo(&sql, ", pg_catalog.sum(COALESCE(q.quantity, 0))%s * 1000000 AS x%d"
+						 ", pg_catalog.sum(q.reserved_quantity)%s * 1000000 AS y%d",
+						 filter, c, filter, c);
+	}
+	appendStringInfoString(&sql, " FROM public.stock_quant q WHERE q.location_id = ANY($1)"
+						   " GROUP BY 1 ORDER BY 1) g");
+	for (c = 0; c <= k; c++)
+		argtypes[c] = INT4ARRAYOID;
+	plan = SPI_prepare_cursor(sql.data, k + 1, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for the quants query: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	pfree(sql.data);
+	QuantsPlans[k] = plan;
+	return plan;
+}
+
 /* maximum nesting of kits in kits; deeper (or cyclic) BoMs are an error */
 #define MAX_KIT_DEPTH 16
 
@@ -298,8 +379,6 @@ static void LoadKits(AtsResult *res, int32 *ids, int nids, bool all);
 static void LoadKitParents(AtsResult *res, int32 *ids, int nids);
 static int32 *KitProductIds(AtsResult *res, int32 *product_ids, int nproduct_ids,
 							int *n);
-static int	CompareLocPool(const void *a, const void *b);
-static int	UniquePairs(int32 *loc, int32 *pool, int n);
 static void ExplodeKitDemand(AtsResult *res, int32 product_id, int pool,
 							 Qty demand, int depth);
 static void ComputeEntry(AtsResult *res, AtsEntry *e, int depth);
@@ -320,7 +399,15 @@ RunQuery(AtsQuery q, bool by_id, Datum *values)
 
 	if (AtsPlans[q][by_id ? 1 : 0] == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(def->sql, def->nargs, (Oid *) def->argtypes);
+		/*
+		 * By-id queries read a few rows through the product indexes whatever
+		 * the arrays hold: one generic plan, never re-planned (a custom plan
+		 * per call costs more than running it).  Bulk queries are planned for
+		 * the actual location and pool arrays at each call (planning is
+		 * negligible next to reading every quant).  The scope query is tiny.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(def->sql, def->nargs, (Oid *) def->argtypes,
+											  (by_id || q == Q_SCOPE) ? CURSOR_OPT_GENERIC_PLAN : CURSOR_OPT_CUSTOM_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for available-to-sell query %d: %s",
@@ -423,26 +510,32 @@ QtyFloorUnits(Qty q)
 Datum
 QtyGetNumeric(Qty q)
 {
-	char		buf[64];
-	uint64		mag = (q < 0) ? (uint64) (-(q + 1)) + 1 : (uint64) q;
-	uint64		whole = mag / QTY_SCALE;
-	uint64		frac = mag % QTY_SCALE;
-	int			len;
+	static Datum zero = (Datum) 0;
+	int			scale = 6;
 
-	len = snprintf(buf, sizeof(buf), "%s" UINT64_FORMAT, q < 0 ? "-" : "", whole);
-	if (frac != 0)
+	/*
+	 * q / 10^6 built directly (no text round trip): drop the trailing zero
+	 * digits first, so that the display scale is the number of significant
+	 * decimals, as numeric_in would give for "12.5".
+	 */
+	if (q == 0)
 	{
-		char		fbuf[8];
-		int			flen;
+		/* the most common value: one copy per backend (tuples copy it) */
+		if (zero == (Datum) 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-		snprintf(fbuf, sizeof(fbuf), "%06" INT64_MODIFIER "u", frac);
-		flen = 6;
-		while (flen > 0 && fbuf[flen - 1] == '0')
-			flen--;
-		snprintf(buf + len, sizeof(buf) - len, ".%.*s", flen, fbuf);
+			zero = NumericGetDatum(int64_to_numeric(0));
+			MemoryContextSwitchTo(old);
+		}
+		return zero;
 	}
-	return DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
-							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	while (scale > 0 && q % 10 == 0)
+	{
+		q /= 10;
+		scale--;
+	}
+	return NumericGetDatum(int64_div_fast_to_numeric(q, scale));
 }
 
 /*
@@ -462,6 +555,7 @@ EntryFor(AtsResult *res, int32 product_id, int pool)
 	if (!found)
 	{
 		e->on_hand = e->reserved = e->pending = e->safety = e->ats = 0;
+		e->demand[0] = e->demand[1] = e->demand[2] = 0;
 		e->is_kit = false;
 		e->done = false;
 		e->visiting = false;
@@ -671,47 +765,6 @@ KitProductIds(AtsResult *res, int32 *product_ids, int nproduct_ids, int *n)
 	return ids;
 }
 
-/* qsort comparator for (location, pool) pairs */
-static int
-CompareLocPool(const void *a, const void *b)
-{
-	const int32 *x = (const int32 *) a;
-	const int32 *y = (const int32 *) b;
-
-	if (x[1] != y[1])
-		return (x[1] > y[1]) - (x[1] < y[1]);
-	return (x[0] > y[0]) - (x[0] < y[0]);
-}
-
-/*
- * UniquePairs
- *		Sorts the (loc[i], pool[i]) pairs and removes duplicates (a location
- *		under two warehouses of one pool counts once); returns their number.
- */
-static int
-UniquePairs(int32 *loc, int32 *pool, int n)
-{
-	int32	   *pairs = palloc(sizeof(int32) * 2 * Max(n, 1));
-	int			i,
-				j = 0;
-
-	for (i = 0; i < n; i++)
-	{
-		pairs[2 * i] = loc[i];
-		pairs[2 * i + 1] = pool[i];
-	}
-	qsort(pairs, n, sizeof(int32) * 2, CompareLocPool);
-	for (i = 0; i < n; i++)
-	{
-		if (j > 0 && loc[j - 1] == pairs[2 * i] && pool[j - 1] == pairs[2 * i + 1])
-			continue;
-		loc[j] = pairs[2 * i];
-		pool[j++] = pairs[2 * i + 1];
-	}
-	pfree(pairs);
-	return j;
-}
-
 /*
  * ExplodeKitDemand
  *		Adds demand for a kit to its components (recursively), rounding up.
@@ -809,6 +862,261 @@ ComputeEntry(AtsResult *res, AtsEntry *e, int depth)
 	e->done = true;
 }
 
+/* qsort comparator for (key, pool) pairs: by key, then pool */
+static int
+CompareKeyPool(const void *a, const void *b)
+{
+	const int32 *x = (const int32 *) a;
+	const int32 *y = (const int32 *) b;
+
+	if (x[0] != y[0])
+		return (x[0] > y[0]) - (x[0] < y[0]);
+	return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/*
+ * Location classes: a class is a set of pools (sorted pool indexes); each
+ * location or warehouse is in the class of the pools it belongs to.
+ */
+typedef struct AtsClasses
+{
+	int			nclasses;
+	int			cap;
+	int		   *npools;			/* per class */
+	int		  **pools;			/* per class, sorted */
+} AtsClasses;
+
+/* ClassOf: the id of the class made of these pools, added when new */
+static int
+ClassOf(AtsClasses *cl, int32 *pools, int n)
+{
+	int			c,
+				i;
+
+	for (c = 0; c < cl->nclasses; c++)
+	{
+		if (cl->npools[c] != n)
+			continue;
+		for (i = 0; i < n && cl->pools[c][i] == pools[i]; i++)
+			;
+		if (i == n)
+			return c;
+	}
+	if (cl->nclasses == cl->cap)
+	{
+		cl->cap = Max(8, 2 * cl->cap);
+		cl->npools = cl->npools ? repalloc(cl->npools, sizeof(int) * cl->cap) : palloc(sizeof(int) * cl->cap);
+		cl->pools = cl->pools ? repalloc(cl->pools, sizeof(int *) * cl->cap) : palloc(sizeof(int *) * cl->cap);
+	}
+	cl->npools[c] = n;
+	cl->pools[c] = palloc(sizeof(int) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		cl->pools[c][i] = pools[i];
+	return cl->nclasses++;
+}
+
+/*
+ * Classify
+ *		Given n (key, pool) pairs in pairs[2 * i], pairs[2 * i + 1], sorts
+ *		them, removes duplicates (a location under two warehouses of a pool
+ *		counts once) and writes each distinct key and its class into keys[]
+ *		and cls[]; returns the number of distinct keys.
+ */
+static int
+Classify(AtsClasses *cl, int32 *pairs, int n, int32 *keys, int32 *cls)
+{
+	int32	   *pools = palloc(sizeof(int32) * Max(n, 1));
+	int			nkeys = 0;
+	int			i = 0;
+
+	qsort(pairs, n, sizeof(int32) * 2, CompareKeyPool);
+	while (i < n)
+	{
+		int32		key = pairs[2 * i];
+		int			np = 0;
+
+		for (; i < n && pairs[2 * i] == key; i++)
+			if (np == 0 || pools[np - 1] != pairs[2 * i + 1])
+				pools[np++] = pairs[2 * i + 1];
+		keys[nkeys] = key;
+		cls[nkeys++] = ClassOf(cl, pools, np);
+	}
+	pfree(pools);
+	return nkeys;
+}
+
+/* the terms a query row can add to */
+typedef enum AtsTerm
+{
+	T_ON_HAND,
+	T_RESERVED,
+	T_MOVES,
+	T_SALES,
+	T_INBOX
+} AtsTerm;
+
+/* a (product, pool, term) whose class sums are not whole millionths */
+typedef struct AtsInexactKey
+{
+	int32		product_id;
+	int32		pool;
+	int32		term;
+} AtsInexactKey;
+
+typedef struct AtsInexact
+{
+	AtsInexactKey key;			/* hash key: must be first */
+	Datum		sum;			/* numeric: sum of those class sums (x 10^6) */
+} AtsInexact;
+
+/* loading state of AtsCompute */
+typedef struct AtsLoad
+{
+	AtsResult  *res;
+	AtsClasses	classes;
+	HTAB	   *inexact;		/* AtsInexactKey -> AtsInexact, or NULL */
+} AtsLoad;
+
+static Qty *
+TermField(AtsEntry *e, AtsTerm term)
+{
+	switch (term)
+	{
+		case T_ON_HAND:
+			return &e->on_hand;
+		case T_RESERVED:
+			return &e->reserved;
+		default:
+			return &e->demand[term - T_MOVES];
+	}
+}
+
+/*
+ * AddTerm
+ *		Adds one class sum of a term of a product (SPI row columns col:
+ *		round(x)::int8, and x when it is not a whole number of millionths)
+ *		to each pool of class src that is not in class dst (-1: none).
+ */
+static void
+AddTerm(AtsLoad *ld, int32 product_id, int src, int dst, AtsTerm term, int row, int col)
+{
+	AtsClasses *cl = &ld->classes;
+	bool		isnull;
+	Datum		x = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col + 1, &isnull);
+	Qty			r = isnull ? GetInt8(row, col) : 0;
+	int			i,
+				j = 0;
+
+	for (i = 0; i < cl->npools[src]; i++)
+	{
+		int			pool = cl->pools[src][i];
+
+		if (dst >= 0)
+		{
+			/* both sorted: is pool in dst? */
+			while (j < cl->npools[dst] && cl->pools[dst][j] < pool)
+				j++;
+			if (j < cl->npools[dst] && cl->pools[dst][j] == pool)
+				continue;
+		}
+		if (isnull)
+			*TermField(EntryFor(ld->res, product_id, pool), term) += r;
+		else
+		{
+			AtsInexactKey key;
+			AtsInexact *ix;
+			bool		found;
+
+			if (ld->inexact == NULL)
+			{
+				HASHCTL		ctl;
+
+				memset(&ctl, 0, sizeof(ctl));
+				ctl.keysize = sizeof(AtsInexactKey);
+				ctl.entrysize = sizeof(AtsInexact);
+				ctl.hcxt = CurrentMemoryContext;
+				ld->inexact = hash_create("omnichan ats inexact sums", 256, &ctl,
+										  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+			}
+			EntryFor(ld->res, product_id, pool);
+			memset(&key, 0, sizeof(key));
+			key.product_id = product_id;
+			key.pool = pool;
+			key.term = term;
+			ix = hash_search(ld->inexact, &key, HASH_ENTER, &found);
+			if (!found)
+				ix->sum = DirectFunctionCall1(numeric_uplus, x);	/* a copy */
+			else
+				ix->sum = DirectFunctionCall2(numeric_add, ix->sum, x);
+		}
+	}
+}
+
+/*
+ * FinishTerms
+ *		Rounds the inexact sums into their terms (exactly: the whole
+ *		millionths already added plus the numeric sums, rounded once), then
+ *		turns each product's demand terms into pending, exploding the demand
+ *		on kits into demand on their components.
+ */
+static void
+FinishTerms(AtsLoad *ld)
+{
+	AtsResult  *res = ld->res;
+	HASH_SEQ_STATUS seq;
+	AtsEntry   *e;
+	AtsEntry  **kits;
+	int			nkits = 0,
+				cap = 64,
+				i,
+				t;
+
+	if (ld->inexact != NULL)
+	{
+		AtsInexact *ix;
+
+		hash_seq_init(&seq, ld->inexact);
+		while ((ix = hash_seq_search(&seq)) != NULL)
+		{
+			Qty		   *f = TermField(EntryFor(res, ix->key.product_id, ix->key.pool), ix->key.term);
+			Datum		sum = DirectFunctionCall2(numeric_add,
+												  NumericGetDatum(int64_to_numeric(*f)), ix->sum);
+
+			sum = DirectFunctionCall2(numeric_round, sum, Int32GetDatum(0));
+			*f = DatumGetInt64(DirectFunctionCall1(numeric_int8, sum));
+		}
+	}
+
+	/* kits' demand is exploded after the scan: it creates entries */
+	kits = palloc(sizeof(AtsEntry *) * cap);
+	hash_seq_init(&seq, res->entries);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->demand[0] == 0 && e->demand[1] == 0 && e->demand[2] == 0)
+			continue;
+		if (hash_search(res->kits, &e->key.product_id, HASH_FIND, NULL) == NULL)
+		{
+			e->pending += e->demand[0] + e->demand[1] + e->demand[2];
+			continue;
+		}
+		if (nkits == cap)
+		{
+			cap *= 2;
+			kits = repalloc(kits, sizeof(AtsEntry *) * cap);
+		}
+		kits[nkits++] = e;
+	}
+	for (i = 0; i < nkits; i++)
+	{
+		/* entries do not move when the table grows (dynahash) */
+		for (t = 0; t < 3; t++)
+			if (kits[i]->demand[t] != 0)
+				ExplodeKitDemand(res, kits[i]->key.product_id, kits[i]->key.pool,
+								 kits[i]->demand[t], 0);
+	}
+	pfree(kits);
+}
+
 /*
  * AtsCompute
  *		Runs the engine.  Must be called inside SPI_connect()/SPI_finish();
@@ -819,22 +1127,26 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	AtsResult  *res = palloc0(sizeof(AtsResult));
+	AtsLoad		ld;
 	HASHCTL		ctl;
 	bool		all = (product_ids == NULL);
-	int32	   *wh_ids,
-			   *wh_pool,
+	int32	   *wh_pairs,
+			   *wh_ids,
+			   *wh_cls,
+			   *in_pairs,
+			   *sc_pairs,
 			   *in_loc,
-			   *in_pool,
+			   *in_cls,
 			   *sc_loc,
-			   *sc_pool;
-	int			nwh = 0,
+			   *sc_cls;
+	int			npairs = 0,
+				nwh,
 				nin = 0,
 				nsc = 0,
 				cap_in = 64,
 				cap_sc = 64;
 	int32	   *all_wh;
 	bool	   *wh_seen;
-	int			nall_wh = 0;
 	int32	   *ids = NULL;
 	int			nids = 0;
 	ArrayType  *ids_array = NULL;
@@ -846,46 +1158,52 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 	AtsKit	   *kit;
 
 	res->npools = npools;
+	memset(&ld, 0, sizeof(ld));
+	ld.res = res;
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(AtsKey);
 	ctl.entrysize = sizeof(AtsEntry);
 	ctl.hcxt = cxt;
-	res->entries = hash_create("omnichan ats entries", all ? 65536 : 64, &ctl,
+	res->entries = hash_create("omnichan ats entries", all ? 65536 * Max(1, Min(npools, 8)) : 64, &ctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	ctl.keysize = sizeof(int32);
 	ctl.entrysize = sizeof(AtsKit);
 	res->kits = hash_create("omnichan ats kits", 256, &ctl,
 							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	ctl.entrysize = sizeof(AtsProduct);
-	res->product_info = hash_create("omnichan ats products", all ? 65536 : 64, &ctl,
+	res->product_info = hash_create("omnichan ats products", all ? 131072 : 64, &ctl,
 									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
-	/*
-	 * warehouse -> pool pairs (a warehouse listed twice in a pool counts
-	 * once), and the warehouses
-	 */
+	/* warehouse -> pools, and the classes of the warehouses */
 	for (p = 0; p < npools; p++)
-		nwh += pool_sizes[p];
-	wh_ids = palloc(sizeof(int32) * Max(nwh, 1));
-	wh_pool = palloc(sizeof(int32) * Max(nwh, 1));
-	all_wh = palloc(sizeof(int32) * Max(nwh, 1));
-	wh_seen = palloc0(sizeof(bool) * Max(nwh, 1));
+		npairs += pool_sizes[p];
+	wh_pairs = palloc(sizeof(int32) * 2 * Max(npairs, 1));
+	all_wh = palloc(sizeof(int32) * Max(npairs, 1));
+	npairs = 0;
 	for (p = 0; p < npools; p++)
 		for (i = 0; i < pool_sizes[p]; i++)
 		{
-			wh_ids[nall_wh] = pools[p][i];
-			wh_pool[nall_wh] = p;
-			all_wh[nall_wh++] = pools[p][i];
+			wh_pairs[2 * npairs] = pools[p][i];
+			wh_pairs[2 * npairs + 1] = p;
+			all_wh[npairs++] = pools[p][i];
 		}
-	nwh = UniquePairs(wh_ids, wh_pool, nall_wh);
+	/* sorted by warehouse, then pool: kept to find a warehouse's pools */
+	qsort(wh_pairs, npairs, sizeof(int32) * 2, CompareKeyPool);
+	{
+		int32	   *copy = palloc(sizeof(int32) * 2 * Max(npairs, 1));
 
-	/* locations of those warehouses -> pools */
-	in_loc = palloc(sizeof(int32) * cap_in);
-	in_pool = palloc(sizeof(int32) * cap_in);
-	sc_loc = palloc(sizeof(int32) * cap_sc);
-	sc_pool = palloc(sizeof(int32) * cap_sc);
-	values[0] = PointerGetDatum(Int4Array(all_wh, nall_wh));
+		memcpy(copy, wh_pairs, sizeof(int32) * 2 * npairs);
+		wh_ids = palloc(sizeof(int32) * Max(npairs, 1));
+		wh_cls = palloc(sizeof(int32) * Max(npairs, 1));
+		nwh = Classify(&ld.classes, copy, npairs, wh_ids, wh_cls);
+	}
+	wh_seen = palloc0(sizeof(bool) * Max(nwh, 1));
+
+	/* locations of those warehouses -> pools -> classes */
+	in_pairs = palloc(sizeof(int32) * 2 * cap_in);
+	sc_pairs = palloc(sizeof(int32) * 2 * cap_sc);
+	values[0] = PointerGetDatum(Int4Array(all_wh, npairs));
 	RunQuery(Q_SCOPE, false, values);
 	for (row = 0; row < SPI_processed; row++)
 	{
@@ -893,31 +1211,43 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 		int32		wh = GetInt4(row, 1, &isnull);
 		int32		loc = GetInt4(row, 2, &isnull);
 		bool		internal = GetBool(row, 3);
-		int			j;
+		int			lo = 0,
+					hi = nwh,
+					j;
 
-		for (j = 0; j < nwh; j++)
+		/* the warehouse's pools: binary search in the sorted pairs */
+		while (lo < hi)
 		{
-			if (wh_ids[j] != wh)
+			int			mid = (lo + hi) / 2;
+
+			if (wh_ids[mid] < wh)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo >= nwh || wh_ids[lo] != wh)
+			continue;
+		wh_seen[lo] = true;
+		for (j = 0; j < npairs; j++)
+		{
+			if (wh_pairs[2 * j] != wh)
 				continue;
-			wh_seen[j] = true;
 			if (nsc + 1 > cap_sc)
 			{
 				cap_sc *= 2;
-				sc_loc = repalloc(sc_loc, sizeof(int32) * cap_sc);
-				sc_pool = repalloc(sc_pool, sizeof(int32) * cap_sc);
+				sc_pairs = repalloc(sc_pairs, sizeof(int32) * 2 * cap_sc);
 			}
-			sc_loc[nsc] = loc;
-			sc_pool[nsc++] = wh_pool[j];
+			sc_pairs[2 * nsc] = loc;
+			sc_pairs[2 * nsc++ + 1] = wh_pairs[2 * j + 1];
 			if (internal)
 			{
 				if (nin + 1 > cap_in)
 				{
 					cap_in *= 2;
-					in_loc = repalloc(in_loc, sizeof(int32) * cap_in);
-					in_pool = repalloc(in_pool, sizeof(int32) * cap_in);
+					in_pairs = repalloc(in_pairs, sizeof(int32) * 2 * cap_in);
 				}
-				in_loc[nin] = loc;
-				in_pool[nin++] = wh_pool[j];
+				in_pairs[2 * nin] = loc;
+				in_pairs[2 * nin++ + 1] = wh_pairs[2 * j + 1];
 			}
 		}
 	}
@@ -928,8 +1258,12 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("warehouse %d does not exist", wh_ids[i]),
 					 errhint("Warehouses are the rows of stock_warehouse.")));
-	nin = UniquePairs(in_loc, in_pool, nin);
-	nsc = UniquePairs(sc_loc, sc_pool, nsc);
+	in_loc = palloc(sizeof(int32) * Max(nin, 1));
+	in_cls = palloc(sizeof(int32) * Max(nin, 1));
+	nin = Classify(&ld.classes, in_pairs, nin, in_loc, in_cls);
+	sc_loc = palloc(sizeof(int32) * Max(nsc, 1));
+	sc_cls = palloc(sizeof(int32) * Max(nsc, 1));
+	nsc = Classify(&ld.classes, sc_pairs, nsc, sc_loc, sc_cls);
 
 	/* kits first: their components join the products to compute */
 	if (all)
@@ -969,7 +1303,9 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 		if (all)
 			res->products[res->nproducts++] = id;
 	}
-	if (!all)
+	if (all)
+		qsort(res->products, res->nproducts, sizeof(int32), CompareInt32);
+	else
 	{
 		/* the products asked for, sorted and without duplicates */
 		res->products = palloc(sizeof(int32) * Max(nproduct_ids, 1));
@@ -981,35 +1317,91 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 	}
 
 	/* on hand and reserved */
-	values[0] = PointerGetDatum(Int4Array(in_loc, nin));
-	values[1] = PointerGetDatum(Int4Array(in_pool, nin));
-	values[2] = PointerGetDatum(ids_array);
-	RunQuery(Q_QUANTS, !all, values);
-	for (row = 0; row < SPI_processed; row++)
 	{
-		bool		isnull;
-		AtsEntry   *e = EntryFor(res, GetInt4(row, 1, &isnull), GetInt4(row, 2, &isnull));
+		int32	   *kcls = palloc(sizeof(int32) * Max(nin, 1));
+		int			k = 0,
+					c;
 
-		e->on_hand += GetInt8(row, 3);
-		e->reserved += GetInt8(row, 4);
+		/* the classes of the internal locations, in first-seen order */
+		for (i = 0; i < nin; i++)
+		{
+			for (c = 0; c < k && kcls[c] != in_cls[i]; c++)
+				;
+			if (c == k)
+				kcls[k++] = in_cls[i];
+		}
+		if (all && k >= 1 && k <= QUANTS_MAX_CLASSES)
+		{
+			Datum		qvalues[QUANTS_MAX_CLASSES + 1];
+			int32	   *locs = palloc(sizeof(int32) * Max(nin, 1));
+			int			ret;
+
+			qvalues[0] = PointerGetDatum(Int4Array(in_loc, nin));
+			for (c = 0; c < k; c++)
+			{
+				int			n = 0;
+
+				for (i = 0; i < nin; i++)
+					if (in_cls[i] == kcls[c])
+						locs[n++] = in_loc[i];
+				qvalues[c + 1] = PointerGetDatum(Int4Array(locs, n));
+			}
+			ret = SPI_execute_plan(QuantsByClassPlan(k), qvalues, NULL, true, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "quants query failed: %s", SPI_result_code_string(ret));
+			for (row = 0; row < SPI_processed; row++)
+			{
+				bool		isnull;
+				int32		id = GetInt4(row, 1, &isnull);
+
+				for (c = 0; c < k; c++)
+				{
+					/* NULL: no quant of the product in the class */
+					(void) SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+										 2 + 4 * c, &isnull);
+					if (isnull)
+						continue;
+					AddTerm(&ld, id, kcls[c], -1, T_ON_HAND, row, 2 + 4 * c);
+					AddTerm(&ld, id, kcls[c], -1, T_RESERVED, row, 4 + 4 * c);
+				}
+			}
+		}
+		else
+		{
+			values[0] = PointerGetDatum(Int4Array(in_loc, nin));
+			values[1] = PointerGetDatum(Int4Array(in_cls, nin));
+			values[2] = PointerGetDatum(ids_array);
+			RunQuery(Q_QUANTS, !all, values);
+			for (row = 0; row < SPI_processed; row++)
+			{
+				bool		isnull;
+				int32		id = GetInt4(row, 1, &isnull);
+				int			cls = GetInt4(row, 2, &isnull);
+
+				AddTerm(&ld, id, cls, -1, T_ON_HAND, row, 3);
+				AddTerm(&ld, id, cls, -1, T_RESERVED, row, 5);
+			}
+		}
 	}
 
 	/* open outgoing moves */
+	values[0] = PointerGetDatum(Int4Array(in_loc, nin));
+	values[1] = PointerGetDatum(Int4Array(in_cls, nin));
 	values[2] = PointerGetDatum(Int4Array(sc_loc, nsc));
-	values[3] = PointerGetDatum(Int4Array(sc_pool, nsc));
+	values[3] = PointerGetDatum(Int4Array(sc_cls, nsc));
 	values[4] = PointerGetDatum(ids_array);
 	RunQuery(Q_MOVES, !all, values);
 	for (row = 0; row < SPI_processed; row++)
 	{
 		bool		isnull;
-		int32		id = GetInt4(row, 1, &isnull);
 
-		ExplodeKitDemand(res, id, GetInt4(row, 2, &isnull), GetInt8(row, 3), 0);
+		AddTerm(&ld, GetInt4(row, 1, &isnull), GetInt4(row, 2, &isnull),
+				GetInt4(row, 3, &isnull), T_MOVES, row, 4);
 	}
 
 	/* sale lines without moves, then inbox orders: by warehouse */
 	values[0] = PointerGetDatum(Int4Array(wh_ids, nwh));
-	values[1] = PointerGetDatum(Int4Array(wh_pool, nwh));
+	values[1] = PointerGetDatum(Int4Array(wh_cls, nwh));
 	values[2] = BoolGetDatum(omnichan_count_manual_quotations);
 	values[3] = PointerGetDatum(ids_array);
 	RunQuery(Q_SALES, !all, values);
@@ -1017,7 +1409,7 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 	{
 		bool		isnull;
 
-		ExplodeKitDemand(res, GetInt4(row, 1, &isnull), GetInt4(row, 2, &isnull), GetInt8(row, 3), 0);
+		AddTerm(&ld, GetInt4(row, 1, &isnull), GetInt4(row, 2, &isnull), -1, T_SALES, row, 4);
 	}
 	values[2] = PointerGetDatum(ids_array);
 	RunQuery(Q_INBOX, !all, values);
@@ -1025,8 +1417,11 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 	{
 		bool		isnull;
 
-		ExplodeKitDemand(res, GetInt4(row, 1, &isnull), GetInt4(row, 2, &isnull), GetInt8(row, 3), 0);
+		AddTerm(&ld, GetInt4(row, 1, &isnull), GetInt4(row, 2, &isnull), -1, T_INBOX, row, 4);
 	}
+
+	/* the terms are complete: round the inexact ones, explode kit demand */
+	FinishTerms(&ld);
 
 	/* safety stock applies to every pool of the product */
 	values[0] = PointerGetDatum(ids_array);

@@ -46,6 +46,9 @@ typedef struct AtsEntry
 	bool		is_kit;			/* computed from components */
 	bool		done;			/* result computed (kits: recursion guard) */
 	bool		visiting;		/* kit cycle guard */
+	Qty			demand[3];		/* while loading: the product's own demand
+								 * terms (moves, sale lines, inbox), before
+								 * kits are exploded into pending */
 } AtsEntry;
 
 /* a product's kit bill of materials, as chosen by Odoo's _bom_find */
