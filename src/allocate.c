@@ -97,7 +97,8 @@ typedef struct Allocation
 } Allocation;
 
 static Channel *LoadChannels(int *nchannels);
-static HTAB *LoadOverrides(int32 *product_ids, int nproducts);
+static Override *LoadOverrides(int32 *product_ids, int nproducts, int *noverrides);
+static int	CompareOverride(const void *a, const void *b);
 static int	PoolFor(int32 **pools, int *sizes, int *npools, int32 *whs, int n);
 static bool Overlap(Channel *a, Channel *b);
 static int64 ApplyBuffer(int64 units, Qty buffer);
@@ -181,24 +182,30 @@ LoadChannels(int *nchannels)
 	return channels;
 }
 
+/* qsort comparator for overrides: by product, then channel */
+static int
+CompareOverride(const void *a, const void *b)
+{
+	const OverrideKey *x = &((const Override *) a)->key;
+	const OverrideKey *y = &((const Override *) b)->key;
+
+	if (x->product_id != y->product_id)
+		return (x->product_id > y->product_id) - (x->product_id < y->product_id);
+	return (x->channel_id > y->channel_id) - (x->channel_id < y->channel_id);
+}
+
 /*
  * LoadOverrides
- *		Per-product channel overrides, keyed by (product, channel).
+ *		Per-product channel overrides, sorted by (product, channel): the
+ *		products are allocated in id order, so the overrides of each are
+ *		found by walking this array alongside.
  */
-static HTAB *
-LoadOverrides(int32 *product_ids, int nproducts)
+static Override *
+LoadOverrides(int32 *product_ids, int nproducts, int *noverrides)
 {
-	HASHCTL		ctl;
-	HTAB	   *h;
+	Override   *overrides;
 	uint64		row;
 	int			ret;
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(OverrideKey);
-	ctl.entrysize = sizeof(Override);
-	ctl.hcxt = CurrentMemoryContext;
-	h = hash_create("omnichan allocation overrides", 256, &ctl,
-					HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	if (product_ids == NULL)
 		ret = SPI_execute("SELECT product_id, channel_id, pg_catalog.round(buffer_pct * 1000000)::int8, "
@@ -222,18 +229,17 @@ LoadOverrides(int32 *product_ids, int nproducts)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read omnichan.product_channel_policy: %s", SPI_result_code_string(ret));
 
+	overrides = palloc0(sizeof(Override) * Max(SPI_processed, 1));
 	for (row = 0; row < SPI_processed; row++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[row];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		OverrideKey key;
-		Override   *o;
+		Override   *o = &overrides[row];
 		bool		isnull;
 		Datum		d;
 
-		key.product_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-		key.channel_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-		o = hash_search(h, &key, HASH_ENTER, NULL);
+		o->key.product_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		o->key.channel_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 		d = SPI_getbinval(tup, desc, 3, &isnull);
 		o->has_buffer = !isnull;
 		o->buffer = isnull ? 0 : DatumGetInt64(d);
@@ -243,7 +249,21 @@ LoadOverrides(int32 *product_ids, int nproducts)
 		d = SPI_getbinval(tup, desc, 5, &isnull);
 		o->excluded = !isnull && DatumGetBool(d);
 	}
-	return h;
+	*noverrides = (int) SPI_processed;
+	qsort(overrides, *noverrides, sizeof(Override), CompareOverride);
+	return overrides;
+}
+
+/* the override of a channel among a product's overrides (or NULL) */
+static inline Override *
+FindOverride(Override *first, int n, int32 channel_id)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (first[i].key.channel_id == channel_id)
+			return &first[i];
+	return NULL;
 }
 
 /*
@@ -309,7 +329,9 @@ omnichan_allocate_bulk(PG_FUNCTION_ARGS)
 	int		   *group_of;
 	int64	   *group_threshold;
 	int		   *group_pool;
-	HTAB	   *overrides;
+	Override   *overrides;
+	int			noverrides,
+				oi = 0;
 	AtsResult  *res;
 	Allocation *alloc;
 	Datum	   *names;
@@ -323,7 +345,7 @@ omnichan_allocate_bulk(PG_FUNCTION_ARGS)
 
 	products = AtsProductIds(product_arr, &nproducts);
 	channels = LoadChannels(&nchannels);
-	overrides = LoadOverrides(products, nproducts);
+	overrides = LoadOverrides(products, nproducts, &noverrides);
 
 	/*
 	 * Pools: each active channel's own warehouse set, and the union of each
@@ -401,16 +423,24 @@ omnichan_allocate_bulk(PG_FUNCTION_ARGS)
 		int32		pid = res->products[i];
 		AtsProduct *info = hash_search(res->product_info, &pid, HASH_FIND, NULL);
 		int			g;
+		Override   *povr;
+		int			npovr = 0;
 
 		if (info == NULL)
 			continue;			/* no such product */
+
+		/* the product's overrides: products come in id order */
+		while (oi < noverrides && overrides[oi].key.product_id < pid)
+			oi++;
+		povr = &overrides[oi];
+		while (oi + npovr < noverrides && overrides[oi + npovr].key.product_id == pid)
+			npovr++;
 
 		/* first the channels that show nothing whatever the stock */
 		for (j = 0; j < nchannels; j++)
 		{
 			Channel    *c = &channels[j];
-			OverrideKey key = {pid, c->id};
-			Override   *o = hash_search(overrides, &key, HASH_FIND, NULL);
+			Override   *o = FindOverride(povr, npovr, c->id);
 
 			alloc[j].has_left = false;
 			alloc[j].pool = 0;
@@ -446,7 +476,6 @@ omnichan_allocate_bulk(PG_FUNCTION_ARGS)
 			for (j = 0; j < nchannels; j++)
 			{
 				Channel    *c = &channels[j];
-				OverrideKey key = {pid, c->id};
 				Override   *o;
 				Qty			buffer;
 				bool		has_max;
@@ -460,7 +489,7 @@ omnichan_allocate_bulk(PG_FUNCTION_ARGS)
 				if (alloc[j].mode >= 0)
 					continue;	/* archived or excluded */
 
-				o = hash_search(overrides, &key, HASH_FIND, NULL);
+				o = FindOverride(povr, npovr, c->id);
 				buffer = (o && o->has_buffer) ? o->buffer : c->buffer;
 				has_max = (o && o->has_max) ? true : c->has_max;
 				max_qty = (o && o->has_max) ? o->max_qty : c->max_qty;

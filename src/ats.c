@@ -549,6 +549,8 @@ EntryFor(AtsResult *res, int32 product_id, int pool)
 	AtsEntry   *e;
 	bool		found;
 
+	if (product_id >= 0 && product_id < res->dense_n)
+		return &res->dense[(int64) product_id * res->npools + pool];
 	key.product_id = product_id;
 	key.pool = pool;
 	e = hash_search(res->entries, &key, HASH_ENTER, &found);
@@ -802,16 +804,32 @@ ExplodeKitDemand(AtsResult *res, int32 product_id, int pool, Qty demand, int dep
 static void
 ComputeEntry(AtsResult *res, AtsEntry *e, int depth)
 {
-	AtsKit	   *kit = hash_search(res->kits, &e->key.product_id, HASH_FIND, NULL);
+	AtsKit	   *kit;
 
 	if (e->done)
 		return;
+	kit = hash_get_num_entries(res->kits) == 0 ? NULL :
+		hash_search(res->kits, &e->key.product_id, HASH_FIND, NULL);
 	if (kit == NULL)
 	{
-		AtsProduct *info = hash_search(res->product_info, &e->key.product_id, HASH_FIND, NULL);
+		bool		known,
+					storable;
+
+		if (e->key.product_id >= 0 && e->key.product_id < res->dense_n)
+		{
+			known = (res->dense_info[e->key.product_id] & ATS_INFO_KNOWN) != 0;
+			storable = (res->dense_info[e->key.product_id] & ATS_INFO_STORABLE) != 0;
+		}
+		else
+		{
+			AtsProduct *info = hash_search(res->product_info, &e->key.product_id, HASH_FIND, NULL);
+
+			known = (info != NULL);
+			storable = known && info->storable;
+		}
 
 		/* only storable products keep stock; others have none to sell */
-		if (info != NULL && !info->storable)
+		if (known && !storable)
 			e->on_hand = e->reserved = e->pending = 0;
 		e->ats = Max(0, e->on_hand - e->reserved - e->safety - e->pending);
 	}
@@ -1070,6 +1088,8 @@ FinishTerms(AtsLoad *ld)
 				cap = 64,
 				i,
 				t;
+	int64		d,
+				ndense = (int64) res->dense_n * res->npools;
 
 	if (ld->inexact != NULL)
 	{
@@ -1090,8 +1110,12 @@ FinishTerms(AtsLoad *ld)
 	/* kits' demand is exploded after the scan: it creates entries */
 	kits = palloc(sizeof(AtsEntry *) * cap);
 	hash_seq_init(&seq, res->entries);
-	while ((e = hash_seq_search(&seq)) != NULL)
+	for (d = 0;; d++)
 	{
+		if (d < ndense)
+			e = &res->dense[d];
+		else if ((e = hash_seq_search(&seq)) == NULL)
+			break;
 		if (e->demand[0] == 0 && e->demand[1] == 0 && e->demand[2] == 0)
 			continue;
 		if (hash_search(res->kits, &e->key.product_id, HASH_FIND, NULL) == NULL)
@@ -1165,7 +1189,7 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 	ctl.keysize = sizeof(AtsKey);
 	ctl.entrysize = sizeof(AtsEntry);
 	ctl.hcxt = cxt;
-	res->entries = hash_create("omnichan ats entries", all ? 65536 * Max(1, Min(npools, 8)) : 64, &ctl,
+	res->entries = hash_create("omnichan ats entries", all ? 1024 : 64, &ctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	ctl.keysize = sizeof(int32);
 	ctl.entrysize = sizeof(AtsKit);
@@ -1305,6 +1329,35 @@ AtsCompute(int32 *product_ids, int nproduct_ids, int npools, int32 **pools, int 
 	}
 	if (all)
 		qsort(res->products, res->nproducts, sizeof(int32), CompareInt32);
+
+	/*
+	 * Bulk: entries by position when the product ids are dense enough (Odoo
+	 * ids are a sequence), every pool of a product side by side.
+	 */
+	if (all && res->nproducts > 0 && npools > 0 && res->products[0] >= 0 &&
+		res->products[res->nproducts - 1] < 4 * (int64) res->nproducts + 65536)
+	{
+		int64		n;
+		int64		d;
+
+		res->dense_n = res->products[res->nproducts - 1] + 1;
+		n = (int64) res->dense_n * npools;
+		res->dense = MemoryContextAllocExtended(cxt, sizeof(AtsEntry) * n,
+												MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		for (d = 0; d < n; d++)
+		{
+			res->dense[d].key.product_id = (int32) (d / npools);
+			res->dense[d].key.pool = (int32) (d % npools);
+		}
+		res->dense_info = palloc0(res->dense_n);
+		for (i = 0; i < res->nproducts; i++)
+		{
+			int32		id = res->products[i];
+			AtsProduct *info = hash_search(res->product_info, &id, HASH_FIND, NULL);
+
+			res->dense_info[id] = ATS_INFO_KNOWN | (info->storable ? ATS_INFO_STORABLE : 0);
+		}
+	}
 	else
 	{
 		/* the products asked for, sorted and without duplicates */

@@ -82,7 +82,19 @@ typedef struct AtsResult
 	HTAB	   *entries;		/* AtsKey -> AtsEntry */
 	HTAB	   *kits;			/* product id -> AtsKit */
 	HTAB	   *product_info;	/* product id -> AtsProduct */
+	/*
+	 * Bulk runs: the entries of products 0 .. dense_n - 1 in an array,
+	 * dense[product_id * npools + pool] (no hashing in the hot loops); the
+	 * entries of other products (and of every product in by-id runs) in
+	 * "entries".
+	 */
+	AtsEntry   *dense;
+	int32		dense_n;
+	uint8	   *dense_info;		/* per product id < dense_n: ATS_INFO_* bits */
 } AtsResult;
+
+#define ATS_INFO_KNOWN		0x01	/* in product_info */
+#define ATS_INFO_STORABLE	0x02
 
 /*
  * Compute ATS.  product_ids NULL = every storable product and every kit;
