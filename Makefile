@@ -19,7 +19,10 @@ OBJS = \
 	src/http.o \
 	src/throttle.o \
 	src/worker.o \
-	src/json.o
+	src/json.o \
+	src/connector.o \
+	src/sync.o \
+	src/connectors/ebay.o
 
 DATA = $(wildcard sql/omnichan--*.sql)
 

@@ -2375,3 +2375,29 @@ REVOKE ALL ON FUNCTION omnichan.refresh_targets(int) FROM PUBLIC;
 
 -- the listing table exists now: its change-capture triggers too
 SELECT omnichan.capture_install();
+
+-- The credentials of a channel for the sync worker (inline, or read from
+-- their file); NULL with a warning that names the channel, never a value,
+-- when the file cannot be read.
+CREATE FUNCTION omnichan._credentials_read(p_channel_id int)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cr omnichan.credential;
+BEGIN
+    SELECT * INTO cr FROM omnichan.credential WHERE channel_id = p_channel_id;
+    IF cr.secrets_file IS NULL THEN
+        RETURN cr.secrets;
+    END IF;
+    BEGIN
+        RETURN pg_read_file(cr.secrets_file)::jsonb;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'could not read the credentials file of channel %', p_channel_id
+            USING HINT = 'Check that the file named in omnichan.credential exists and holds one JSON object.';
+        RETURN NULL;
+    END;
+END
+$$;
+REVOKE ALL ON FUNCTION omnichan._credentials_read(int) FROM PUBLIC;

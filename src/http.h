@@ -29,6 +29,8 @@ typedef struct HttpRequest
 	size_t		body_len;
 	int			attempt;
 	int			max_attempts;
+	char	   *payload;		/* the job's payload (JSON text) or NULL */
+	TimestampTz token_obtained_at;	/* when the access token used was obtained, 0 = none */
 
 	/* outcome, set by the engine */
 	bool		done;

@@ -29,8 +29,22 @@
 #define AS_OC(v)	((OcJson *) (v))
 
 static void ReleaseDocument(void *arg);
+static json_t *NewObject(void);
 static OcJson *Own(json_t *root);
 static void Check(int rc, const char *what);
+
+/*
+ * NewObject
+ *		An empty JSON object.  Not json_object(): the server exports a SQL
+ *		function of that name, which the dynamic linker would bind our call
+ *		to; json_pack() reaches jansson's own json_object() from inside
+ *		libjansson, where the call is bound locally.
+ */
+static json_t *
+NewObject(void)
+{
+	return json_pack("{}");
+}
 
 /* ReleaseDocument: memory context reset callback */
 static void
@@ -103,7 +117,7 @@ OcJsonParse(const char *text, size_t len, char **error)
 OcJson *
 OcJsonNewObject(void)
 {
-	return Own(json_object());
+	return Own(NewObject());
 }
 
 OcJson *
@@ -261,7 +275,7 @@ OcJsonSetBool(OcJson *object, const char *key, bool value)
 OcJson *
 OcJsonSetObject(OcJson *object, const char *key)
 {
-	json_t	   *child = json_object();
+	json_t	   *child = NewObject();
 
 	Check(json_object_set_new(AS_JSON(object), key, child), key);
 	return AS_OC(child);
@@ -285,7 +299,7 @@ OcJsonSetCopy(OcJson *object, const char *key, OcJson *value)
 OcJson *
 OcJsonAppendObject(OcJson *array)
 {
-	json_t	   *child = json_object();
+	json_t	   *child = NewObject();
 
 	Check(json_array_append_new(AS_JSON(array), child), "array element");
 	return AS_OC(child);

@@ -60,6 +60,7 @@
 #include "http.h"
 #include "omnichan.h"
 #include "shmem.h"
+#include "sync.h"
 #include "throttle.h"
 
 PGDLLEXPORT void omnichan_launcher_main(Datum arg);
@@ -288,6 +289,7 @@ static void RecordOutcomes(void *arg);
 static void ClaimAndStart(void *arg);
 static void Housekeeping(void *arg);
 static double BackoffSeconds(int attempt);
+static void PushCycle(void *arg);
 
 typedef struct Outcomes
 {
@@ -435,6 +437,13 @@ StartupTasks(void)
 	NextConfigLoad = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
 }
 
+/* PushCycle: RunInTransaction wrapper of SyncPushCycle */
+static void
+PushCycle(void *arg)
+{
+	SyncPushCycle((TimestampTz *) arg);
+}
+
 /* BackoffSeconds: exponential, capped, with jitter in [delay/2, delay] */
 static double
 BackoffSeconds(int attempt)
@@ -457,6 +466,8 @@ RecordOutcomes(void *arg)
 {
 	Outcomes   *o = (Outcomes *) arg;
 	int			n = o->ndone;
+	const char **state_of = palloc(sizeof(char *) * n);
+	char	  **error_of = palloc(sizeof(char *) * n);
 	Datum	   *ids = palloc(sizeof(Datum) * n);
 	Datum	   *states = palloc(sizeof(Datum) * n);
 	Datum	   *statuses = palloc(sizeof(Datum) * n);
@@ -496,6 +507,8 @@ RecordOutcomes(void *arg)
 
 		if (req->error == NULL && req->status >= 200 && req->status < 300)
 			state = "succeeded";
+		else if (SyncRetryAfterAuthFailure(req) && req->attempt < req->max_attempts)
+			state = "queued";	/* token expired or revoked: a new one, then once more */
 		else if (req->permanent ||
 				 (req->error == NULL && req->status != 429 && req->status < 500))
 			state = "failed";	/* 3xx (no redirects followed) and 4xx */
@@ -513,6 +526,8 @@ RecordOutcomes(void *arg)
 		if (error == NULL && strcmp(state, "succeeded") != 0)
 			error = psprintf("HTTP %d", req->status);
 
+		state_of[i] = state;
+		error_of[i] = error;
 		ids[i] = Int64GetDatum(req->job_id);
 		states[i] = CStringGetTextDatum(state);
 		statuses[i] = Int32GetDatum(req->status);
@@ -616,6 +631,11 @@ RecordOutcomes(void *arg)
 								16, argtypes, values, NULL, false, 0);
 	if (ret < 0)
 		elog(ERROR, "could not record request outcomes: %s", SPI_result_code_string(ret));
+
+	/* connector jobs: tokens, per-listing results */
+	for (i = 0; i < n; i++)
+		if (o->done[i]->channel_id != 0)
+			SyncComplete(o->done[i], state_of[i], error_of[i]);
 }
 
 /*
@@ -692,6 +712,15 @@ ClaimAndStart(void *arg)
 				result->next_due = first;
 			continue;
 		}
+		if (ch != 0 && !SyncChannelReady(ch, op, now))
+		{
+			/* waiting for a token: its request may have just been queued */
+			TimestampTz soon = TimestampTzPlusMilliseconds(now, 100);
+
+			if (result->next_due == 0 || soon < result->next_due)
+				result->next_due = soon;
+			continue;
+		}
 		allowed = Min(ThrottleAllowance(ch, op, now, &retry_at), room);
 		if (allowed <= 0)
 		{
@@ -732,7 +761,7 @@ ClaimAndStart(void *arg)
 								"  FROM locked WHERE j.id = locked.id "
 								"RETURNING j.id, COALESCE(j.channel_id, 0), j.operation, j.method, j.url, "
 								"          ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(j.headers) h), "
-								"          j.body, j.attempts, j.max_attempts",
+								"          j.body, j.attempts, j.max_attempts, j.payload::text",
 								3, argtypes, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim jobs: %s", SPI_result_code_string(ret));
@@ -770,6 +799,7 @@ ClaimAndStart(void *arg)
 		}
 		req->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		req->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
+		req->payload = SPI_getvalue(tup, desc, 10);
 		MemoryContextSwitchTo(old);
 
 		ThrottleStart(req->channel_id, req->operation, now);
@@ -817,6 +847,7 @@ omnichan_worker_main(Datum arg)
 	HttpRequest **done = NULL;
 	int			ndone = 0;
 	long		timeout = 0;
+	TimestampTz next_push = 0;
 	MemoryContext loop_cxt;
 
 	strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof(dbname));
@@ -899,6 +930,11 @@ omnichan_worker_main(Datum arg)
 			NextHousekeeping = TimestampTzPlusMilliseconds(now, 60 * 1000);
 		}
 
+		next_push = 0;
+		if (ExtensionReady &&
+			!RunInTransaction(PushCycle, &next_push, "queuing stock pushes"))
+			next_push = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+
 		if (ExtensionReady)
 		{
 			int			before = NInflight;
@@ -918,7 +954,7 @@ omnichan_worker_main(Datum arg)
 				{
 					HttpRequest *req = Inflight[i];
 
-					if (!HttpStart(req))
+					if (!SyncPrepare(req) || !HttpStart(req))
 					{
 						/* refused before sending (e.g. plain http): record it now */
 						ThrottleReport report;
@@ -950,6 +986,14 @@ omnichan_worker_main(Datum arg)
 			int			usecs;
 
 			TimestampDifference(GetCurrentTimestamp(), claim.next_due, &secs, &usecs);
+			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
+		}
+		if (ExtensionReady && next_push != 0)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(), next_push, &secs, &usecs);
 			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
 		}
 		if (claim.started > 0)

@@ -80,7 +80,6 @@ oc_cluster_start() {
 		echo "unix_socket_directories = '$dir'"
 		echo "port = 5432"
 		echo "fsync = off"
-		echo "synchronous_commit = off"
 		echo "full_page_writes = off"
 		echo "max_connections = 60"
 		echo "log_line_prefix = '%m [%p] %q%a '"

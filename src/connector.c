@@ -1,0 +1,176 @@
+/*-------------------------------------------------------------------------
+ *
+ * connector.c
+ *	  The table of marketplace connectors and the helpers they share.
+ *
+ * Base64 comes from PostgreSQL's common code (common/base64.h), URL
+ * encoding from libcurl; nothing cryptographic is written by hand.
+ *
+ * Copyright (c) 2026, the omnichan authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+
+#include "common/base64.h"
+#include "lib/stringinfo.h"
+#include "utils/memutils.h"
+
+#include "connector.h"
+
+/* every connector; an eighth marketplace adds one line */
+static const Connector *const Connectors[] = {
+	&EbayConnector,
+};
+
+/*
+ * ConnectorFor
+ *		The connector of a kind, or NULL when there is none (yet).
+ */
+const Connector *
+ConnectorFor(const char *kind)
+{
+	int			i;
+
+	for (i = 0; i < (int) lengthof(Connectors); i++)
+		if (strcmp(Connectors[i]->kind, kind) == 0)
+			return Connectors[i];
+	return NULL;
+}
+
+/* OutRequestHeader: add a (non-secret) header to a request to queue */
+void
+OutRequestHeader(OutRequest *out, const char *fmt,...)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	out->headers = lappend(out->headers, buf.data);
+}
+
+/* HttpAddHeader: add a header to a request about to be sent (req->cxt) */
+void
+HttpAddHeader(HttpRequest *req, const char *fmt,...)
+{
+	MemoryContext old = MemoryContextSwitchTo(req->cxt);
+	StringInfoData buf;
+	char	  **grown;
+
+	initStringInfo(&buf);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&buf, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&buf, needed);
+	}
+	grown = palloc(sizeof(char *) * (req->nheaders + 1));
+	if (req->nheaders > 0)
+		memcpy(grown, req->headers, sizeof(char *) * req->nheaders);
+	grown[req->nheaders++] = buf.data;
+	req->headers = grown;
+	MemoryContextSwitchTo(old);
+}
+
+/* HttpSetBody: the body of a request about to be sent (copied into req->cxt) */
+void
+HttpSetBody(HttpRequest *req, const char *body, size_t len)
+{
+	req->body = MemoryContextAlloc(req->cxt, len + 1);
+	memcpy(req->body, body, len);
+	req->body[len] = '\0';
+	req->body_len = len;
+}
+
+/*
+ * UrlEncode
+ *		Percent-encoding of a query or form value (libcurl's).
+ */
+char *
+UrlEncode(const char *s)
+{
+	char	   *volatile enc = curl_easy_escape(NULL, s, (int) strlen(s));
+	char	   *result = NULL;
+
+	if (enc == NULL)
+		elog(ERROR, "could not URL-encode a value");
+	PG_TRY();
+	{
+		result = pstrdup(enc);
+	}
+	PG_FINALLY();
+	{
+		curl_free(enc);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* Base64Encode: standard base64 (PostgreSQL's common code) */
+char *
+Base64Encode(const char *data, size_t len)
+{
+	int			dstlen = pg_b64_enc_len((int) len) + 1;
+	char	   *dst = palloc(dstlen);
+	int			n = pg_b64_encode(data, (int) len, dst, dstlen);
+
+	if (n < 0)
+		elog(ERROR, "could not base64-encode a value");
+	dst[n] = '\0';
+	return dst;
+}
+
+/* SettingString: a string setting of the channel's kind, or NULL */
+const char *
+SettingString(ChannelConfig *ch, const char *key)
+{
+	return OcJsonString(OcJsonGet(ch->settings, key));
+}
+
+/*
+ * SecretString
+ *		A credential; a missing one is a configuration error whose message
+ *		names the key, never a value.
+ */
+const char *
+SecretString(OcJson *secrets, const char *key)
+{
+	const char *v = OcJsonString(OcJsonGet(secrets, key));
+
+	if (v == NULL || *v == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("credential \"%s\" is missing", key),
+				 errhint("Set the channel's credentials with omnichan.credentials_set().")));
+	return v;
+}
+
+/* JoinUrl: base URL + path, without doubling the slash */
+char *
+JoinUrl(const char *base, const char *path)
+{
+	size_t		n = strlen(base);
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	return psprintf("%.*s%s", (int) n, base, path);
+}

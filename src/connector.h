@@ -1,0 +1,116 @@
+/*-------------------------------------------------------------------------
+ *
+ * connector.h
+ *	  The interface every marketplace connector implements, one file per
+ *	  marketplace under src/connectors/ (an eighth marketplace is one new
+ *	  file plus one line in connector.c).
+ *
+ * A connector only shapes requests and reads responses; the sync worker
+ * (sync.c) decides what to push, queues the requests as durable jobs, sends
+ * them through the HTTP engine with the channel's rate limits, and records
+ * the outcome.  Secrets reach a connector only at send time (build_token,
+ * authorize) and never go into job rows, logs or error messages.
+ *
+ * Copyright (c) 2026, the omnichan authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef OMNICHAN_CONNECTOR_H
+#define OMNICHAN_CONNECTOR_H
+
+#include "nodes/pg_list.h"
+
+#include "http.h"
+#include "json.h"
+
+/* how a failed item should be handled */
+typedef enum ItemErrorClass
+{
+	ITEM_ERROR_RETRY,			/* transient: retried later */
+	ITEM_ERROR_FIX,				/* the data must be fixed: not retried until it changes */
+	ITEM_ERROR_CREDENTIALS		/* authentication or permission */
+} ItemErrorClass;
+
+/* a channel as the connector sees it */
+typedef struct ChannelConfig
+{
+	int32		id;
+	char	   *name;
+	char	   *kind;
+	char	   *endpoint;		/* API base URL, no trailing slash */
+	OcJson	   *settings;		/* the kind-specific settings object */
+} ChannelConfig;
+
+/* one listing of a stock push */
+typedef struct PushItem
+{
+	int64		listing_id;
+	char	   *sku;
+	OcJson	   *external;		/* the listing's API ids */
+	int32		quantity;
+	/* outcome, set by parse_push */
+	bool		ok;
+	char	   *error;			/* the marketplace's own message */
+	ItemErrorClass error_class;
+} PushItem;
+
+/* a request a connector wants sent; becomes an omnichan.job row */
+typedef struct OutRequest
+{
+	const char *operation;		/* e.g. "stock_push", "auth" */
+	const char *method;
+	char	   *url;
+	List	   *headers;		/* char * "Name: value" (no secrets) */
+	char	   *body;			/* may be NULL */
+	size_t		body_len;
+} OutRequest;
+
+typedef struct Connector
+{
+	const char *kind;
+
+	/* most listings one push request may carry */
+	int			push_batch;
+
+	/* build one stock-push request for items[0 .. n-1] */
+	void		(*build_push) (ChannelConfig *ch, PushItem *items, int n, OutRequest *out);
+
+	/*
+	 * Read a completed push (2xx, or a multi-status answer) into per-item
+	 * outcomes; items not mentioned stay !ok with error set by the caller.
+	 */
+	void		(*parse_push) (ChannelConfig *ch, HttpRequest *req, PushItem *items, int n);
+
+	/*
+	 * OAuth-style access tokens: when true, requests wait until a token
+	 * obtained with build_token/parse_token is valid.
+	 */
+	bool		needs_token;
+
+	/* the token request, secrets included: filled in at send time only */
+	void		(*build_token) (ChannelConfig *ch, OcJson *secrets, HttpRequest *req);
+
+	/* the access token and its lifetime in seconds from a token response */
+	bool		(*parse_token) (HttpRequest *req, char **token, int *expires_in, char **error);
+
+	/* add authentication (and signatures) to a request about to be sent */
+	void		(*authorize) (ChannelConfig *ch, OcJson *secrets, const char *token, HttpRequest *req);
+} Connector;
+
+/* the connector of a marketplace kind, or NULL */
+extern const Connector *ConnectorFor(const char *kind);
+
+/* helpers for connectors (connector.c) */
+extern void OutRequestHeader(OutRequest *out, const char *fmt,...) pg_attribute_printf(2, 3);
+extern void HttpAddHeader(HttpRequest *req, const char *fmt,...) pg_attribute_printf(2, 3);
+extern void HttpSetBody(HttpRequest *req, const char *body, size_t len);
+extern char *UrlEncode(const char *s);
+extern char *Base64Encode(const char *data, size_t len);
+extern const char *SettingString(ChannelConfig *ch, const char *key);
+extern const char *SecretString(OcJson *secrets, const char *key);
+extern char *JoinUrl(const char *base, const char *path);
+
+/* the connectors */
+extern const Connector EbayConnector;
+
+#endif							/* OMNICHAN_CONNECTOR_H */

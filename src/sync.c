@@ -1,0 +1,772 @@
+/*-------------------------------------------------------------------------
+ *
+ * sync.c
+ *	  Stock push: the part of the sync worker between the dirty set and the
+ *	  marketplace connectors.
+ *
+ * Each push cycle (a transaction of its own):
+ *
+ *	1. omnichan.refresh_targets() turns dirty products into listing target
+ *	   quantities (the allocation of every channel), in bounded batches;
+ *	2. for every active, unpaused channel that has a connector and whose push
+ *	   is due (real-time channels: always; the others: every push_interval),
+ *	   the listings whose target differs from what the marketplace last
+ *	   accepted — or all of them during a full resync — are grouped in
+ *	   batches of the connector's size, each batch becomes one durable job,
+ *	   and the listings remember it (push_job_id), so a listing has at most
+ *	   one push in flight and the request count is ceil(changed / batch).
+ *
+ * Authentication: a channel whose connector uses access tokens gets its
+ * token from a job of operation "auth" (its secrets added at send time only);
+ * until it has a valid token its other jobs are not started.  A 401/403
+ * drops the token and retries the job once with a new one; a second refusal
+ * means the credentials (or their scopes) are wrong.
+ *
+ * Completion: the connector reads the marketplace's per-item results; items
+ * accepted get pushed_qty, the others keep the marketplace's own message in
+ * last_error with a class (retry later, fix needed, credentials) that
+ * decides when they are tried again.  Only failed items are pushed again.
+ *
+ * Channel configuration, credentials and tokens are cached in the worker's
+ * memory (never written anywhere); the cache is refreshed every cycle from
+ * the catalogs (cheap: a few rows) and credentials are re-read when changed.
+ *
+ * Copyright (c) 2026, the omnichan authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "connector.h"
+#include "omnichan.h"
+#include "sync.h"
+
+/* most push jobs queued per channel and cycle (bounds a full resync's burst) */
+#define MAX_JOBS_PER_CYCLE	40
+/* a token is renewed this long before it expires */
+#define TOKEN_MARGIN_S		60
+/* wait before asking again for a token after a refusal */
+#define AUTH_RETRY_S		60
+
+typedef struct ChannelCache
+{
+	int32		id;				/* hash key */
+	MemoryContext cxt;			/* config and secrets */
+	ChannelConfig config;
+	char	   *settings_text;	/* as read, to notice changes */
+	const Connector *connector;
+	bool		active;
+	bool		paused;
+	int64		push_interval_ms;
+	TimestampTz next_push_at;
+	TimestampTz full_resync_at; /* 0 = none */
+	char	   *token_endpoint;
+	OcJson	   *secrets;		/* NULL = none */
+	TimestampTz secrets_updated;
+	char	   *token;			/* access token, NULL = none */
+	TimestampTz token_expires;
+	TimestampTz token_obtained;
+	bool		auth_pending;	/* an "auth" job is queued or running */
+	TimestampTz auth_retry_at;
+	bool		seen;			/* present in the last refresh */
+} ChannelCache;
+
+static HTAB *Cache = NULL;
+static MemoryContext SyncCxt = NULL;
+
+static void RefreshCache(void);
+static ChannelCache *CacheLookup(int32 channel_id);
+static void QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due);
+static void InsertJob(ChannelCache *cc, OutRequest *out, const char *payload,
+					  int64 *listing_ids, int n);
+static void SetChannelError(int32 channel_id, const char *error);
+static Datum Int8ArrayDatum(int64 *values, int n);
+
+/* CacheLookup: a channel's cache entry, NULL when unknown */
+static ChannelCache *
+CacheLookup(int32 channel_id)
+{
+	if (Cache == NULL)
+		return NULL;
+	return hash_search(Cache, &channel_id, HASH_FIND, NULL);
+}
+
+/* a row of the channel query, copied out of SPI */
+typedef struct ChannelRow
+{
+	int32		id;
+	char	   *name;
+	char	   *kind;
+	char	   *endpoint;
+	char	   *settings;
+	bool		active;
+	int64		push_interval_ms;
+	bool		paused;
+	TimestampTz next_push_at;
+	TimestampTz full_resync_at;
+	TimestampTz cred_updated;
+	bool		auth_pending;
+} ChannelRow;
+
+/*
+ * RefreshCache
+ *		Reads the channels (effective settings, state, credentials' change
+ *		time); re-reads a channel's secrets when they changed.
+ */
+static void
+RefreshCache(void)
+{
+	ChannelRow *rows;
+	int			nrows;
+	uint64		r;
+	int			i,
+				ret;
+	HASH_SEQ_STATUS seq;
+	ChannelCache *cc;
+
+	if (Cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		SyncCxt = AllocSetContextCreate(TopMemoryContext, "omnichan sync", ALLOCSET_DEFAULT_SIZES);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(ChannelCache);
+		ctl.hcxt = SyncCxt;
+		Cache = hash_create("omnichan channels", 32, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	ret = SPI_execute("SELECT c.id, c.name, c.kind, c.endpoint, omnichan._channel_effective(c)::text, "
+					  "       c.active, (pg_catalog.date_part('epoch', c.push_interval) * 1000)::int8, "
+					  "       COALESCE(s.paused, false), s.next_push_at, s.full_resync_requested_at, "
+					  "       cr.updated_at, "
+					  "       EXISTS (SELECT 1 FROM omnichan.job j WHERE j.channel_id = c.id "
+					  "                  AND j.operation = 'auth' AND j.state IN ('queued', 'running')) "
+					  "  FROM omnichan.channel c "
+					  "  LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id "
+					  "  LEFT JOIN omnichan.credential cr ON cr.channel_id = c.id", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the channels: %s", SPI_result_code_string(ret));
+	nrows = (int) SPI_processed;
+	rows = palloc0(sizeof(ChannelRow) * Max(nrows, 1));
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		ChannelRow *row = &rows[r];
+		bool		isnull;
+		Datum		d;
+
+		row->id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		row->name = SPI_getvalue(tup, desc, 2);
+		row->kind = SPI_getvalue(tup, desc, 3);
+		row->endpoint = SPI_getvalue(tup, desc, 4);
+		row->settings = SPI_getvalue(tup, desc, 5);
+		row->active = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
+		row->push_interval_ms = DatumGetInt64(SPI_getbinval(tup, desc, 7, &isnull));
+		row->paused = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+		d = SPI_getbinval(tup, desc, 9, &isnull);
+		row->next_push_at = isnull ? 0 : DatumGetTimestampTz(d);
+		d = SPI_getbinval(tup, desc, 10, &isnull);
+		row->full_resync_at = isnull ? 0 : DatumGetTimestampTz(d);
+		d = SPI_getbinval(tup, desc, 11, &isnull);
+		row->cred_updated = isnull ? 0 : DatumGetTimestampTz(d);
+		row->auth_pending = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+	}
+
+	hash_seq_init(&seq, Cache);
+	while ((cc = hash_seq_search(&seq)) != NULL)
+		cc->seen = false;
+
+	for (i = 0; i < nrows; i++)
+	{
+		ChannelRow *row = &rows[i];
+		bool		found;
+		MemoryContext old;
+		char	   *error;
+
+		cc = hash_search(Cache, &row->id, HASH_ENTER, &found);
+		if (!found)
+		{
+			memset(((char *) cc) + sizeof(int32), 0, sizeof(ChannelCache) - sizeof(int32));
+			cc->cxt = AllocSetContextCreate(SyncCxt, "omnichan channel", ALLOCSET_SMALL_SIZES);
+		}
+		cc->seen = true;
+
+		/* new or changed configuration: rebuild (secrets are re-read too) */
+		if (!found || strcmp(cc->settings_text, row->settings) != 0 ||
+			strcmp(cc->config.kind, row->kind) != 0 || strcmp(cc->config.name, row->name) != 0)
+		{
+			MemoryContextReset(cc->cxt);
+			old = MemoryContextSwitchTo(cc->cxt);
+			cc->config.id = row->id;
+			cc->config.name = pstrdup(row->name);
+			cc->config.kind = pstrdup(row->kind);
+			cc->config.endpoint = pstrdup(row->endpoint);
+			cc->config.settings = OcJsonParse(row->settings, strlen(row->settings), &error);
+			cc->settings_text = pstrdup(row->settings);
+			cc->token_endpoint = OcJsonString(OcJsonGet(cc->config.settings, "token_endpoint"))
+				? pstrdup(OcJsonString(OcJsonGet(cc->config.settings, "token_endpoint"))) : NULL;
+			MemoryContextSwitchTo(old);
+			cc->connector = ConnectorFor(row->kind);
+			cc->secrets = NULL;
+			cc->secrets_updated = 0;
+			cc->token = NULL;	/* a new configuration may mean a new account */
+			cc->token_expires = 0;
+		}
+		cc->active = row->active;
+		cc->push_interval_ms = row->push_interval_ms;
+		cc->paused = row->paused;
+		cc->next_push_at = row->next_push_at;
+		cc->full_resync_at = row->full_resync_at;
+		cc->auth_pending = row->auth_pending;
+
+		if (row->cred_updated == 0)
+		{
+			cc->secrets = NULL;
+			cc->secrets_updated = 0;
+		}
+		else if (row->cred_updated != cc->secrets_updated)
+		{
+			/* new credentials: read them (file or inline) and drop the token */
+			Oid			argtypes[1] = {INT4OID};
+			Datum		values[1] = {Int32GetDatum(row->id)};
+			char	   *text = NULL;
+
+			ret = SPI_execute_with_args("SELECT omnichan._credentials_read($1)::text",
+										1, argtypes, values, NULL, true, 1);
+			if (ret == SPI_OK_SELECT && SPI_processed == 1)
+				text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			old = MemoryContextSwitchTo(cc->cxt);
+			cc->secrets = text ? OcJsonParse(text, strlen(text), &error) : NULL;
+			MemoryContextSwitchTo(old);
+			cc->secrets_updated = row->cred_updated;
+			cc->token = NULL;
+			cc->token_expires = 0;
+			cc->auth_retry_at = 0;
+		}
+	}
+
+	/* forget deleted channels */
+	hash_seq_init(&seq, Cache);
+	while ((cc = hash_seq_search(&seq)) != NULL)
+		if (!cc->seen)
+		{
+			MemoryContextDelete(cc->cxt);
+			hash_search(Cache, &cc->id, HASH_REMOVE, NULL);
+		}
+}
+
+/* Int8ArrayDatum: an int8[] datum */
+static Datum
+Int8ArrayDatum(int64 *values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum(values[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* SetChannelError: the channel's last error, for channel_status */
+static void
+SetChannelError(int32 channel_id, const char *error)
+{
+	Oid			argtypes[2] = {INT4OID, TEXTOID};
+	Datum		values[2] = {Int32GetDatum(channel_id), CStringGetTextDatum(error)};
+	int			ret;
+
+	ret = SPI_execute_with_args("INSERT INTO omnichan.channel_state AS s (channel_id, last_error, last_error_at) "
+								"SELECT $1, $2, pg_catalog.now() "
+								" WHERE EXISTS (SELECT 1 FROM omnichan.channel c WHERE c.id = $1) "
+								"ON CONFLICT (channel_id) DO UPDATE SET last_error = excluded.last_error, "
+								"       last_error_at = excluded.last_error_at",
+								2, argtypes, values, NULL, false, 0);
+	if (ret < 0)
+		elog(ERROR, "could not record a channel error: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * InsertJob
+ *		Queues a connector request as a job and marks its listings.
+ */
+static void
+InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing_ids, int n)
+{
+	StringInfoData headers;
+	ListCell   *lc;
+	Oid			argtypes[8] = {INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TEXTOID, INT8ARRAYOID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
+	bool		first = true;
+	int			ret;
+
+	/* headers as a JSON object (names and values are ours, not secrets) */
+	initStringInfo(&headers);
+	appendStringInfoChar(&headers, '{');
+	foreach(lc, out->headers)
+	{
+		char	   *h = (char *) lfirst(lc);
+		char	   *colon = strchr(h, ':');
+		char	   *name;
+		char	   *value;
+
+		if (colon == NULL)
+			continue;
+		name = pnstrdup(h, colon - h);
+		value = colon + 1;
+		while (*value == ' ')
+			value++;
+		if (!first)
+			appendStringInfoChar(&headers, ',');
+		escape_json(&headers, name);
+		appendStringInfoChar(&headers, ':');
+		escape_json(&headers, value);
+		first = false;
+	}
+	appendStringInfoChar(&headers, '}');
+
+	values[0] = Int32GetDatum(cc->id);
+	values[1] = CStringGetTextDatum(out->operation);
+	values[2] = CStringGetTextDatum(out->method);
+	values[3] = CStringGetTextDatum(out->url);
+	values[4] = CStringGetTextDatum(headers.data);
+	if (out->body != NULL)
+		values[5] = PointerGetDatum(cstring_to_text_with_len(out->body, (int) out->body_len));
+	else
+		nulls[5] = 'n';
+	if (payload != NULL)
+		values[6] = CStringGetTextDatum(payload);
+	else
+		nulls[6] = 'n';
+	values[7] = Int8ArrayDatum(listing_ids, n);
+
+	ret = SPI_execute_with_args("WITH j AS ("
+								"  INSERT INTO omnichan.job (channel_id, operation, method, url, headers, body, payload) "
+								"  VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb) RETURNING id) "
+								"UPDATE omnichan.listing l SET push_job_id = j.id FROM j "
+								" WHERE l.id = ANY ($8)",
+								8, argtypes, values, nulls, false, 0);
+	if (ret < 0)
+		elog(ERROR, "could not queue a push: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * QueuePushes
+ *		Queues the due pushes of one channel.
+ */
+static void
+QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
+{
+	const Connector *conn = cc->connector;
+	int			batch = conn->push_batch;
+	Oid			argtypes[3] = {INT4OID, TIMESTAMPTZOID, INT4OID};
+	Datum		values[3];
+	char		nulls[3] = "   ";
+	uint64		nrows,
+				start;
+	int			ret;
+	int			jobs = 0;
+	SPITupleTable *rows;
+
+	values[0] = Int32GetDatum(cc->id);
+	if (cc->full_resync_at != 0)
+		values[1] = TimestampTzGetDatum(cc->full_resync_at);
+	else
+		nulls[1] = 'n';
+	values[2] = Int32GetDatum(batch * MAX_JOBS_PER_CYCLE);
+	ret = SPI_execute_with_args("SELECT l.id, l.sku, l.external::text, l.target_qty "
+								"  FROM omnichan.listing l "
+								" WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
+								"   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
+								"        OR ($2::timestamptz IS NOT NULL AND (l.pushed_at IS NULL OR l.pushed_at < $2))) "
+								"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
+								" ORDER BY l.id LIMIT $3 FOR UPDATE SKIP LOCKED",
+								3, argtypes, values, nulls, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+
+	for (start = 0; start < nrows; start += batch)
+	{
+		int			n = (int) Min((uint64) batch, nrows - start);
+		PushItem   *items = palloc0(sizeof(PushItem) * n);
+		int64	   *ids = palloc(sizeof(int64) * n);
+		OutRequest	out;
+		OcJson	   *payload = OcJsonNewObject();
+		OcJson	   *plist = OcJsonSetArray(payload, "items");
+		int			i;
+
+		for (i = 0; i < n; i++)
+		{
+			HeapTuple	tup = rows->vals[start + i];
+			bool		isnull;
+			char	   *ext = SPI_getvalue(tup, rows->tupdesc, 3);
+			char	   *error;
+			OcJson	   *p;
+
+			items[i].listing_id = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 1, &isnull));
+			items[i].sku = SPI_getvalue(tup, rows->tupdesc, 2);
+			items[i].external = OcJsonParse(ext, strlen(ext), &error);
+			items[i].quantity = DatumGetInt32(SPI_getbinval(tup, rows->tupdesc, 4, &isnull));
+			ids[i] = items[i].listing_id;
+			p = OcJsonAppendObject(plist);
+			OcJsonSetInt(p, "listing_id", items[i].listing_id);
+			OcJsonSetString(p, "sku", items[i].sku);
+			OcJsonSetCopy(p, "external", items[i].external);
+			OcJsonSetInt(p, "qty", items[i].quantity);
+		}
+		memset(&out, 0, sizeof(out));
+		conn->build_push(&cc->config, items, n, &out);
+		InsertJob(cc, &out, OcJsonDump(payload), ids, n);
+		jobs++;
+	}
+
+	if (jobs > 0 || cc->next_push_at == 0 || now >= cc->next_push_at || cc->full_resync_at != 0)
+	{
+		Oid			types[4] = {INT4OID, INT8OID, BOOLOID, BOOLOID};
+		Datum		vals[4];
+
+		vals[0] = Int32GetDatum(cc->id);
+		vals[1] = Int64GetDatum(cc->push_interval_ms);
+		vals[2] = BoolGetDatum(jobs > 0);
+		/* a full resync is over when nothing was left to queue for it */
+		vals[3] = BoolGetDatum(cc->full_resync_at != 0 && nrows < (uint64) (batch * MAX_JOBS_PER_CYCLE));
+		ret = SPI_execute_with_args("INSERT INTO omnichan.channel_state AS s (channel_id, next_push_at, last_push_at) "
+									"VALUES ($1, pg_catalog.now() + pg_catalog.make_interval(secs => $2 / 1000.0), "
+									"        CASE WHEN $3 THEN pg_catalog.now() END) "
+									"ON CONFLICT (channel_id) DO UPDATE SET "
+									"  next_push_at = excluded.next_push_at, "
+									"  last_push_at = COALESCE(excluded.last_push_at, s.last_push_at), "
+									"  full_resync_requested_at = CASE WHEN $4 THEN NULL ELSE s.full_resync_requested_at END",
+									4, types, vals, NULL, false, 0);
+		if (ret < 0)
+			elog(ERROR, "could not update the channel's schedule: %s", SPI_result_code_string(ret));
+		cc->next_push_at = TimestampTzPlusMilliseconds(now, cc->push_interval_ms);
+	}
+	if (cc->push_interval_ms > 0 && (*next_due == 0 || cc->next_push_at < *next_due))
+		*next_due = cc->next_push_at;
+	if (nrows == (uint64) (batch * MAX_JOBS_PER_CYCLE))
+		*next_due = now;		/* more to queue: come back at once */
+}
+
+/*
+ * SyncPushCycle
+ *		Targets, then due pushes.
+ */
+void
+SyncPushCycle(TimestampTz *next_due)
+{
+	HASH_SEQ_STATUS seq;
+	ChannelCache *cc;
+	TimestampTz now = GetCurrentTimestamp();
+	int			round;
+
+	*next_due = 0;
+
+	/* 1. targets, in bounded batches */
+	for (round = 0; round < 4; round++)
+	{
+		int			ret = SPI_execute("SELECT omnichan.refresh_targets()", false, 0);
+		bool		isnull;
+
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not refresh listing targets: %s", SPI_result_code_string(ret));
+		if (DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 0)
+			break;
+		if (round == 3)
+			*next_due = now;	/* still dirty: come back at once */
+	}
+
+	/* 2. pushes of the channels that are due */
+	RefreshCache();
+	hash_seq_init(&seq, Cache);
+	while ((cc = hash_seq_search(&seq)) != NULL)
+	{
+		if (!cc->seen || !cc->active || cc->paused || cc->connector == NULL)
+			continue;
+		if (cc->push_interval_ms > 0 && cc->next_push_at != 0 && now < cc->next_push_at &&
+			cc->full_resync_at == 0)
+		{
+			if (*next_due == 0 || cc->next_push_at < *next_due)
+				*next_due = cc->next_push_at;
+			continue;
+		}
+		QueuePushes(cc, now, next_due);
+	}
+}
+
+/*
+ * SyncChannelReady
+ *		Jobs of a channel wait for its access token; ask for one if needed.
+ */
+bool
+SyncChannelReady(int32 channel_id, const char *operation, TimestampTz now)
+{
+	ChannelCache *cc = CacheLookup(channel_id);
+
+	if (cc == NULL || cc->connector == NULL)
+		return true;			/* plain HTTP jobs of the channel */
+	if (cc->secrets == NULL)
+		return strcmp(operation, "auth") != 0 && !cc->connector->needs_token;
+	if (!cc->connector->needs_token || strcmp(operation, "auth") == 0)
+		return true;
+	if (cc->token != NULL && now < cc->token_expires - TOKEN_MARGIN_S * USECS_PER_SEC)
+		return true;
+
+	/* no valid token: queue its request, unless one is on its way */
+	if (!cc->auth_pending && now >= cc->auth_retry_at)
+	{
+		Oid			argtypes[2] = {INT4OID, TEXTOID};
+		Datum		values[2];
+		int			ret;
+
+		if (cc->token_endpoint == NULL)
+		{
+			SetChannelError(channel_id, "credentials: the channel has no token endpoint");
+			cc->auth_retry_at = now + AUTH_RETRY_S * USECS_PER_SEC;
+			return false;
+		}
+		values[0] = Int32GetDatum(channel_id);
+		values[1] = CStringGetTextDatum(cc->token_endpoint);
+		ret = SPI_execute_with_args("INSERT INTO omnichan.job (channel_id, operation, method, url, max_attempts) "
+									"VALUES ($1, 'auth', 'POST', $2, 4)",
+									2, argtypes, values, NULL, false, 0);
+		if (ret != SPI_OK_INSERT)
+			elog(ERROR, "could not queue a token request: %s", SPI_result_code_string(ret));
+		cc->auth_pending = true;
+	}
+	return false;
+}
+
+/*
+ * SyncPrepare
+ *		Credentials, tokens and signatures, at send time only.
+ */
+bool
+SyncPrepare(HttpRequest *req)
+{
+	ChannelCache *cc = CacheLookup(req->channel_id);
+	MemoryContext old = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	if (req->channel_id == 0 || cc == NULL || cc->connector == NULL)
+		return true;
+	if (cc->secrets == NULL && (cc->connector->needs_token || strcmp(req->operation, "auth") == 0))
+	{
+		req->error = MemoryContextStrdup(req->cxt, "credentials: none are set for the channel");
+		req->permanent = true;
+		req->done = true;
+		return false;
+	}
+	PG_TRY();
+	{
+		if (strcmp(req->operation, "auth") == 0)
+			cc->connector->build_token(&cc->config, cc->secrets, req);
+		else if (cc->connector->authorize != NULL)
+		{
+			cc->connector->authorize(&cc->config, cc->secrets, cc->token, req);
+			req->token_obtained_at = cc->token_obtained;
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		FlushErrorState();
+		req->error = MemoryContextStrdup(req->cxt, psprintf("credentials: %s", edata->message));
+		req->permanent = true;
+		req->done = true;
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * SyncRetryAfterAuthFailure
+ *		A 401/403 on a request sent with an access token: the token may have
+ *		expired or been revoked.  Drop it (the next claim asks for another)
+ *		and retry the job once; a second refusal is a credentials problem.
+ */
+bool
+SyncRetryAfterAuthFailure(HttpRequest *req)
+{
+	ChannelCache *cc = CacheLookup(req->channel_id);
+
+	if (cc == NULL || cc->connector == NULL || !cc->connector->needs_token ||
+		(req->status != 401 && req->status != 403) || strcmp(req->operation, "auth") == 0 ||
+		req->token_obtained_at == 0)
+		return false;
+	if (cc->token_obtained == req->token_obtained_at)
+	{
+		cc->token = NULL;
+		cc->token_expires = 0;
+	}
+	return req->attempt < 2;
+}
+
+/*
+ * SyncComplete
+ *		The outcome of a connector job: a token, or per-listing results.
+ */
+void
+SyncComplete(HttpRequest *req, const char *state, const char *error)
+{
+	ChannelCache *cc = CacheLookup(req->channel_id);
+	PushItem   *items;
+	OcJson	   *payload;
+	OcJson	   *plist;
+	char	   *perr;
+	int			n,
+				i,
+				ret;
+	Datum	   *ids,
+			   *oks,
+			   *errors,
+			   *classes,
+			   *qtys;
+	bool	   *enulls;
+	Oid			argtypes[6] = {INT8OID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
+	Datum		values[6];
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (cc == NULL || cc->connector == NULL || strcmp(state, "queued") == 0)
+		return;
+
+	if (strcmp(req->operation, "auth") == 0)
+	{
+		char	   *token = NULL;
+		int			expires_in = 0;
+		char	   *why = NULL;
+
+		cc->auth_pending = false;
+		if (strcmp(state, "succeeded") == 0 &&
+			cc->connector->parse_token(req, &token, &expires_in, &why))
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			cc->token = MemoryContextStrdup(cc->cxt, token);
+			cc->token_obtained = now;
+			cc->token_expires = now + (TimestampTz) expires_in * USECS_PER_SEC;
+			return;
+		}
+		cc->auth_retry_at = GetCurrentTimestamp() + AUTH_RETRY_S * USECS_PER_SEC;
+		SetChannelError(req->channel_id,
+						psprintf("credentials: could not get an access token: %s",
+								 why ? why : (error ? error : "no answer")));
+		return;
+	}
+
+	if (strcmp(req->operation, "stock_push") != 0 || req->payload == NULL)
+		return;
+
+	payload = OcJsonParse(req->payload, strlen(req->payload), &perr);
+	plist = OcJsonGet(payload, "items");
+	n = OcJsonLength(plist);
+	if (n <= 0)
+		return;
+	items = palloc0(sizeof(PushItem) * n);
+	for (i = 0; i < n; i++)
+	{
+		OcJson	   *p = OcJsonAt(plist, i);
+		int64		v = 0;
+
+		(void) OcJsonInt(OcJsonGet(p, "listing_id"), &v);
+		items[i].listing_id = v;
+		items[i].sku = (char *) OcJsonString(OcJsonGet(p, "sku"));
+		if (items[i].sku == NULL)
+			items[i].sku = "";
+		items[i].external = OcJsonGet(p, "external");
+		(void) OcJsonInt(OcJsonGet(p, "qty"), &v);
+		items[i].quantity = (int32) v;
+	}
+
+	if (strcmp(state, "succeeded") == 0)
+	{
+		cc->connector->parse_push(&cc->config, req, items, n);
+		for (i = 0; i < n; i++)
+			if (!items[i].ok && items[i].error == NULL)
+			{
+				items[i].error = "the marketplace did not report on this item";
+				items[i].error_class = ITEM_ERROR_RETRY;
+			}
+	}
+	else
+	{
+		ItemErrorClass cls = (req->status == 401 || req->status == 403) ? ITEM_ERROR_CREDENTIALS
+			: (req->status >= 400 && req->status < 500 && req->status != 429) ? ITEM_ERROR_FIX
+			: ITEM_ERROR_RETRY;
+
+		/* the request as a whole failed: the marketplace's message if any */
+		if (req->status >= 400 && cc->connector->parse_push != NULL)
+			cc->connector->parse_push(&cc->config, req, items, n);
+		for (i = 0; i < n; i++)
+		{
+			items[i].ok = false;
+			if (items[i].error == NULL)
+			{
+				items[i].error = pstrdup(error ? error : "request failed");
+				items[i].error_class = cls;
+			}
+		}
+	}
+
+	ids = palloc(sizeof(Datum) * n);
+	oks = palloc(sizeof(Datum) * n);
+	errors = palloc(sizeof(Datum) * n);
+	classes = palloc(sizeof(Datum) * n);
+	qtys = palloc(sizeof(Datum) * n);
+	enulls = palloc(sizeof(bool) * n);
+	for (i = 0; i < n; i++)
+	{
+		ids[i] = Int64GetDatum(items[i].listing_id);
+		oks[i] = BoolGetDatum(items[i].ok);
+		enulls[i] = items[i].ok;
+		errors[i] = items[i].ok ? (Datum) 0 : CStringGetTextDatum(items[i].error);
+		classes[i] = CStringGetTextDatum(items[i].ok ? "" :
+										 items[i].error_class == ITEM_ERROR_FIX ? "fix" :
+										 items[i].error_class == ITEM_ERROR_CREDENTIALS ? "credentials" : "retry");
+		qtys[i] = Int32GetDatum(items[i].quantity);
+	}
+	dims[0] = n;
+	values[0] = Int64GetDatum(req->job_id);
+	values[1] = PointerGetDatum(construct_md_array(ids, NULL, 1, dims, lbs, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_md_array(oks, NULL, 1, dims, lbs, BOOLOID, 1, true, TYPALIGN_CHAR));
+	values[3] = PointerGetDatum(construct_md_array(errors, enulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_md_array(classes, NULL, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+	values[5] = PointerGetDatum(construct_md_array(qtys, NULL, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
+	ret = SPI_execute_with_args("UPDATE omnichan.listing l SET "
+								"  pushed_qty = CASE WHEN r.ok THEN r.qty ELSE l.pushed_qty END, "
+								"  pushed_at = CASE WHEN r.ok THEN pg_catalog.now() ELSE l.pushed_at END, "
+								"  push_job_id = NULL, "
+								"  last_error = r.error, "
+								"  last_error_at = CASE WHEN r.ok THEN NULL ELSE pg_catalog.now() END, "
+								"  error_class = NULLIF(r.cls, ''), "
+								"  retry_at = CASE r.cls WHEN 'retry' THEN pg_catalog.now() + interval '1 minute' "
+								"                        WHEN 'fix' THEN pg_catalog.now() + interval '1 hour' "
+								"                        WHEN 'credentials' THEN pg_catalog.now() + interval '5 minutes' END "
+								"  FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::bool[]), "
+								"                  pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), "
+								"                  pg_catalog.unnest($6::int4[])) AS r(id, ok, error, cls, qty) "
+								" WHERE l.id = r.id AND l.push_job_id = $1",
+								6, argtypes, values, NULL, false, 0);
+	if (ret < 0)
+		elog(ERROR, "could not record push results: %s", SPI_result_code_string(ret));
+}

@@ -1,0 +1,50 @@
+/*-------------------------------------------------------------------------
+ *
+ * sync.h
+ *	  Stock push of the sync worker: from dirty products to listing targets
+ *	  to connector jobs, and back (sync.c).
+ *
+ * Copyright (c) 2026, the omnichan authors
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef OMNICHAN_SYNC_H
+#define OMNICHAN_SYNC_H
+
+#include "datatype/timestamp.h"
+
+#include "http.h"
+
+/*
+ * One push cycle, inside a transaction with SPI: bring listing targets up to
+ * date, queue the stock pushes that are due.  *next_due is set to when the
+ * next cycle is needed (0 = only when woken).
+ */
+extern void SyncPushCycle(TimestampTz *next_due);
+
+/*
+ * Inside the claim transaction: may jobs of (channel, operation) start now?
+ * Queues the token request of a channel that needs one.
+ */
+extern bool SyncChannelReady(int32 channel_id, const char *operation, TimestampTz now);
+
+/*
+ * Just before sending (no transaction): add credentials, tokens and
+ * signatures.  False (req->error set, permanent) when it cannot be sent.
+ */
+extern bool SyncPrepare(HttpRequest *req);
+
+/*
+ * Before the outcome of a connector job is classified: a 401/403 answer
+ * with a token drops the token and asks for one retry.  Returns true when
+ * the job must be retried now, whatever its status.
+ */
+extern bool SyncRetryAfterAuthFailure(HttpRequest *req);
+
+/*
+ * Inside the outcome transaction: a connector job finished with state
+ * ("succeeded", "failed", or "queued" for a retry).
+ */
+extern void SyncComplete(HttpRequest *req, const char *state, const char *error);
+
+#endif							/* OMNICHAN_SYNC_H */
