@@ -15,6 +15,8 @@
 #include <curl/curl.h>
 
 #include "common/base64.h"
+#include "common/hmac.h"
+#include "common/sha2.h"
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
 
@@ -173,4 +175,34 @@ JoinUrl(const char *base, const char *path)
 	while (n > 0 && base[n - 1] == '/')
 		n--;
 	return psprintf("%.*s%s", (int) n, base, path);
+}
+
+/*
+ * HmacSha256Hex
+ *		HMAC-SHA256 of data under key (PostgreSQL's common/hmac.h), as 64
+ *		lower-case hex digits.
+ */
+char *
+HmacSha256Hex(const char *key, size_t keylen, const char *data, size_t len)
+{
+	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+	int			i;
+
+	if (ctx == NULL)
+		elog(ERROR, "could not create an HMAC context");
+	if (pg_hmac_init(ctx, (const uint8 *) key, keylen) < 0 ||
+		pg_hmac_update(ctx, (const uint8 *) data, len) < 0 ||
+		pg_hmac_final(ctx, digest, sizeof(digest)) < 0)
+	{
+		const char *why = pg_hmac_error(ctx);
+
+		pg_hmac_free(ctx);
+		elog(ERROR, "could not compute an HMAC: %s", why);
+	}
+	pg_hmac_free(ctx);
+	for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+		sprintf(hex + 2 * i, "%02x", digest[i]);
+	return hex;
 }

@@ -63,6 +63,7 @@ typedef struct OutRequest
 	List	   *headers;		/* char * "Name: value" (no secrets) */
 	char	   *body;			/* may be NULL */
 	size_t		body_len;
+	int			delay_ms;		/* send no earlier than this from now (polling) */
 } OutRequest;
 
 typedef struct Connector
@@ -80,6 +81,24 @@ typedef struct Connector
 	 * outcomes; items not mentioned stay !ok with error set by the caller.
 	 */
 	void		(*parse_push) (ChannelConfig *ch, HttpRequest *req, PushItem *items, int n);
+
+	/*
+	 * Optional: multi-step pushes (read-modify-write, feeds).  Called when a
+	 * push job succeeded, before parse_push: return true and fill *next to
+	 * queue the next step for the same listings instead of finishing; the
+	 * payload object (the job's, with "items") may be changed to carry state
+	 * to the next step (e.g. a document id), it is stored with the next job.
+	 * "step" in the payload tells the steps apart.
+	 */
+	bool		(*next_step) (ChannelConfig *ch, HttpRequest *req, OcJson *payload,
+							  PushItem *items, int n, OutRequest *next);
+
+	/*
+	 * Optional: a 2xx answer that is really a throttle (Shopify GraphQL
+	 * THROTTLED, an envelope error code).  Return the seconds to wait before
+	 * retrying the whole request, or a negative number when it is not one.
+	 */
+	double		(*throttled) (ChannelConfig *ch, HttpRequest *req);
 
 	/*
 	 * OAuth-style access tokens: when true, requests wait until a token
@@ -109,6 +128,9 @@ extern char *Base64Encode(const char *data, size_t len);
 extern const char *SettingString(ChannelConfig *ch, const char *key);
 extern const char *SecretString(OcJson *secrets, const char *key);
 extern char *JoinUrl(const char *base, const char *path);
+
+/* HMAC-SHA256 (PostgreSQL's common code), as lower-case hex */
+extern char *HmacSha256Hex(const char *key, size_t keylen, const char *data, size_t len);
 
 /* the connectors */
 extern const Connector EbayConnector;

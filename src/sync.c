@@ -306,9 +306,9 @@ InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing
 {
 	StringInfoData headers;
 	ListCell   *lc;
-	Oid			argtypes[8] = {INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TEXTOID, INT8ARRAYOID};
-	Datum		values[8];
-	char		nulls[8] = "        ";
+	Oid			argtypes[9] = {INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TEXTOID, INT8ARRAYOID, INT4OID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
 	bool		first = true;
 	int			ret;
 
@@ -351,13 +351,15 @@ InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing
 	else
 		nulls[6] = 'n';
 	values[7] = Int8ArrayDatum(listing_ids, n);
+	values[8] = Int32GetDatum(out->delay_ms);
 
 	ret = SPI_execute_with_args("WITH j AS ("
-								"  INSERT INTO omnichan.job (channel_id, operation, method, url, headers, body, payload) "
-								"  VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb) RETURNING id) "
+								"  INSERT INTO omnichan.job (channel_id, operation, method, url, headers, body, payload, not_before) "
+								"  VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, "
+								"          pg_catalog.now() + pg_catalog.make_interval(secs => $9 / 1000.0)) RETURNING id) "
 								"UPDATE omnichan.listing l SET push_job_id = j.id FROM j "
 								" WHERE l.id = ANY ($8)",
-								8, argtypes, values, nulls, false, 0);
+								9, argtypes, values, nulls, false, 0);
 	if (ret < 0)
 		elog(ERROR, "could not queue a push: %s", SPI_result_code_string(ret));
 }
@@ -622,6 +624,22 @@ SyncRetryAfterAuthFailure(HttpRequest *req)
 }
 
 /*
+ * SyncThrottled
+ *		A 2xx answer the connector recognizes as a throttle: seconds to wait
+ *		before retrying, or a negative number.
+ */
+double
+SyncThrottled(HttpRequest *req)
+{
+	ChannelCache *cc = CacheLookup(req->channel_id);
+
+	if (cc == NULL || cc->connector == NULL || cc->connector->throttled == NULL ||
+		req->error != NULL || req->status < 200 || req->status >= 300)
+		return -1;
+	return cc->connector->throttled(&cc->config, req);
+}
+
+/*
  * SyncComplete
  *		The outcome of a connector job: a token, or per-listing results.
  */
@@ -696,6 +714,22 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 		items[i].external = OcJsonGet(p, "external");
 		(void) OcJsonInt(OcJsonGet(p, "qty"), &v);
 		items[i].quantity = (int32) v;
+	}
+
+	if (strcmp(state, "succeeded") == 0 && cc->connector->next_step != NULL)
+	{
+		OutRequest	next;
+
+		memset(&next, 0, sizeof(next));
+		if (cc->connector->next_step(&cc->config, req, payload, items, n, &next))
+		{
+			int64	   *ids = palloc(sizeof(int64) * n);
+
+			for (i = 0; i < n; i++)
+				ids[i] = items[i].listing_id;
+			InsertJob(cc, &next, OcJsonDump(payload), ids, n);
+			return;
+		}
 	}
 
 	if (strcmp(state, "succeeded") == 0)

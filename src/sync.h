@@ -41,6 +41,9 @@ extern bool SyncPrepare(HttpRequest *req);
  */
 extern bool SyncRetryAfterAuthFailure(HttpRequest *req);
 
+/* a 2xx answer that is a throttle: seconds to wait, or negative */
+extern double SyncThrottled(HttpRequest *req);
+
 /*
  * Inside the outcome transaction: a connector job finished with state
  * ("succeeded", "failed", or "queued" for a retry).

@@ -505,7 +505,14 @@ RecordOutcomes(void *arg)
 		double		delay = 0;
 		char	   *error = req->error;
 
-		if (req->error == NULL && req->status >= 200 && req->status < 300)
+		double		throttle = SyncThrottled(req);
+
+		if (throttle >= 0 && req->attempt < req->max_attempts)
+		{
+			state = "queued";	/* throttled inside a 2xx answer */
+			delay = Max(throttle, BackoffSeconds(req->attempt));
+		}
+		else if (req->error == NULL && req->status >= 200 && req->status < 300)
 			state = "succeeded";
 		else if (SyncRetryAfterAuthFailure(req) && req->attempt < req->max_attempts)
 			state = "queued";	/* token expired or revoked: a new one, then once more */

@@ -32,26 +32,33 @@ RUN=$OC_ROOT/test/.run
 mkdir -p "$RUN"
 exec 9>"$OC_ROOT/test/.run.lock"
 flock 9
+start_time=$(date +%s)
+last_mark=$(date +%s.%N)
 rm -rf "$RUN"
 mkdir -p "$RUN"
 [ "$(id -u)" -eq 0 ] && chmod 755 "$RUN"
 
-# record NAME STATUS [LOGFILE]: count one test result
+# record NAME STATUS [LOGFILE]: count one test result (with the time since
+# the previous result)
+last_mark=$(date +%s.%N)
 record() {
-	local name=$1 status=$2 log=${3:-}
+	local name=$1 status=$2 log=${3:-} now took
+	now=$(date +%s.%N)
+	took=$(awk -v a="$last_mark" -v b="$now" 'BEGIN { printf "%.1fs", b - a }')
+	last_mark=$now
 	case $status in
 	ok)
 		passed=$((passed + 1))
-		printf '  ok       %s\n' "$name"
+		printf '  ok       %-45s %s\n' "$name" "$took"
 		;;
 	skip)
 		skipped=$((skipped + 1))
-		printf '  skipped  %s\n' "$name"
+		printf '  skipped  %-45s %s\n' "$name" "$took"
 		;;
 	*)
 		failed=$((failed + 1))
 		failures+=("$name|$log")
-		printf '  FAILED   %s\n' "$name"
+		printf '  FAILED   %-45s %s\n' "$name" "$took"
 		;;
 	esac
 }
