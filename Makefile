@@ -22,7 +22,8 @@ OBJS = \
 	src/json.o \
 	src/connector.o \
 	src/sync.o \
-	src/connectors/ebay.o
+	src/connectors/ebay.o \
+	src/connectors/shopify.o
 
 DATA = $(wildcard sql/omnichan--*.sql)
 

@@ -134,5 +134,6 @@ extern char *HmacSha256Hex(const char *key, size_t keylen, const char *data, siz
 
 /* the connectors */
 extern const Connector EbayConnector;
+extern const Connector ShopifyConnector;
 
 #endif							/* OMNICHAN_CONNECTOR_H */
