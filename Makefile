@@ -23,6 +23,7 @@ OBJS = \
 	src/connector.o \
 	src/sync.o \
 	src/connectors/ebay.o \
+	src/connectors/amazon.o \
 	src/connectors/shopify.o
 
 DATA = $(wildcard sql/omnichan--*.sql)
@@ -39,8 +40,8 @@ REGRESS = \
 ISOLATION      = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test
 
-CURL_CFLAGS    := $(shell pkg-config --cflags libcurl jansson)
-CURL_LIBS      := $(shell pkg-config --libs libcurl jansson)
+CURL_CFLAGS    := $(shell pkg-config --cflags libcurl jansson zlib)
+CURL_LIBS      := $(shell pkg-config --libs libcurl jansson zlib)
 
 PG_CPPFLAGS = -Isrc $(CURL_CFLAGS) -DOMNICHAN_VERSION=\"$(EXTVERSION)\"
 # -Wextra minus unused-parameter: the server headers (PG_FUNCTION_ARGS, static

@@ -150,6 +150,10 @@ VALUES
 	('amazon', 'token_endpoint', 'url', NULL, NULL, NULL, NULL, NULL, false, NULL,
 	 'https://api.amazon.com/auth/o2/token',
 	 'Login with Amazon (LWA) token endpoint used to refresh access tokens.'),
+	('amazon', 'feed_threshold', 'integer', 2, 25000, NULL, NULL, NULL, false, '20', NULL,
+	 'Listings changed at once from which a stock push goes through one JSON_LISTINGS_FEED (Feeds API) instead of one Listings Items patch per listing.'),
+	('amazon', 'feed_poll_interval', 'number', 0, 3600, NULL, NULL, NULL, false, '15', NULL,
+	 'Seconds between two getFeed calls while a stock-push feed is being processed.'),
 
 	-- shopify
 	('shopify', 'shop_domain', 'string', NULL, NULL, '^[a-z0-9][a-z0-9-]*\.myshopify\.com$', NULL,

@@ -613,7 +613,8 @@ HttpRedactUrl(const char *url)
 {
 	static const char *const secret[] = {
 		"access_token", "token", "sign", "signature", "app_secret", "client_secret",
-		"refresh_token", "api_key", "apikey", "key", "password", "code", NULL
+		"refresh_token", "api_key", "apikey", "key", "password", "code",
+		"x-amz-signature", "x-amz-credential", "x-amz-security-token", NULL	/* presigned S3 URLs */
 	};
 	const char *q = strchr(url, '?');
 	StringInfoData buf;

@@ -692,7 +692,12 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 		return;
 	}
 
-	if (strcmp(req->operation, "stock_push") != 0 || req->payload == NULL)
+	/*
+	 * A push job: "stock_push", or a later step of a multi-step push, whose
+	 * operation may be named after the marketplace operation it calls (its
+	 * own rate limit); the listings are in the payload either way.
+	 */
+	if (req->payload == NULL)
 		return;
 
 	payload = OcJsonParse(req->payload, strlen(req->payload), &perr);

@@ -6,9 +6,41 @@ the SP-API models) with ``x-amzn-RequestId`` on every response and
 SP-API sends no ``Retry-After`` - clients back off by the usage-plan rate in
 ``x-amzn-RateLimit-Limit`` (requests per second), so a rule's ``retry_after``
 is expressed as the rate 1/retry_after.
+
+Endpoints (stock push):
+
+* ``POST /auth/o2/token`` - Login with Amazon refresh-token grant (client id
+  and secret in the form body); errors ``{"error", "error_description"}``.
+* ``PATCH /listings/2021-08-01/items/{sellerId}/{sku}?marketplaceIds=`` -
+  patchListingsItem: ``x-amz-access-token`` (403 Unauthorized when missing,
+  unknown or expired), the seller id of the token's authorization,
+  marketplaceIds, a JSON body with productType and patches; answers
+  ListingsItemSubmissionResponse ACCEPTED, or INVALID with issues.
+* Feeds API 2021-06-30: ``POST /feeds/2021-06-30/documents``
+  (createFeedDocument, 201 with a presigned URL served by this mock under
+  ``/mock-s3/``), ``PUT`` of the document to that URL (S3: the signature and
+  expiry are checked, the Content-Type must be the one given to
+  createFeedDocument, unsigned ``x-amz-*`` headers such as an access token are
+  refused), ``POST /feeds/2021-06-30/feeds`` (createFeed, 202),
+  ``GET /feeds/2021-06-30/feeds/{feedId}`` (getFeed: IN_QUEUE, then
+  IN_PROGRESS, then DONE or FATAL once ``feed_processing_seconds`` have
+  passed; the JSON_LISTINGS_FEED is applied then) and
+  ``GET /feeds/2021-06-30/documents/{feedDocumentId}`` (getFeedDocument of the
+  processing report, GZIP-compressed when ``report_compression`` is "GZIP").
+  The processing report follows listings-feed-processing-report-schema-v2:
+  ``header``, ``issues`` (per messageId), ``summary``.
 """
 
-from core import json_response
+import calendar
+import gzip
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+
+from core import Route, json_response, raw_response, xml_response
 from marketplaces.base import Marketplace, reason, request_id
 
 # Codes seen in the SP-API models / docs; other statuses fall back to the
@@ -26,9 +58,403 @@ ERROR_MESSAGES = {
     429: "You exceeded your quota for the requested resource.",
 }
 
+TOKEN_PATH = r"/auth/o2/token"
+LISTING_PATH = r"/listings/2021-08-01/items/(?P<seller>[^/]+)/(?P<sku>[^/]+)"
+DOCS_PATH = r"/feeds/2021-06-30/documents"
+DOC_PATH = r"/feeds/2021-06-30/documents/(?P<doc>[^/]+)"
+FEEDS_PATH = r"/feeds/2021-06-30/feeds"
+FEED_PATH = r"/feeds/2021-06-30/feeds/(?P<feed>[^/]+)"
+S3_PATH = r"/mock-s3/(?P<doc>[^/]+)"
+
+# usage plans (requests per second) sent in x-amzn-RateLimit-Limit
+RATES = {"patchListingsItem": "5.0", "createFeedDocument": "0.5",
+         "createFeed": "0.0083", "getFeed": "2.0", "getFeedDocument": "0.0222"}
+MAX_MESSAGES = 25000
+URL_TTL = 300
+PATCH_OPS = ("add", "replace", "merge", "delete")
+QTY_PATH = "/attributes/fulfillment_availability"
+
+
+def _now_iso(t=None):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t or time.time()))
+
 
 class Amazon(Marketplace):
+    """State (seedable):
+
+    ``credentials``: ``client_id``, ``client_secret``, ``refresh_token`` the
+    LWA endpoint accepts; ``token_ttl`` (s); ``tokens``: issued access token ->
+    expiry (epoch s; seed 0 to expire one); ``seller_id`` the tokens are for;
+    ``marketplace_ids`` known; ``listings``: sku -> ``{"product_type",
+    "quantity", "fba_quantity", "updates"}`` (only seeded SKUs exist: others
+    are INVALID); ``feed_processing_seconds``; ``report_compression``
+    ("GZIP" or null); ``feeds`` and ``documents`` (created by the client).
+    """
     name = "amazon"
+
+    def initial_state(self):
+        return {"credentials": {"client_id": "amzn1.application-oa2-client.mock",
+                                "client_secret": "amazon-secret",
+                                "refresh_token": "Atzr|amazon-refresh"},
+                "token_ttl": 3600, "tokens": {},
+                "seller_id": "A2EXAMPLE1234",
+                "marketplace_ids": ["ATVPDKIKX0DER", "A2EUQ1WTGCTBG"],
+                "listings": {},
+                "feed_processing_seconds": 0.3,
+                "report_compression": "GZIP",
+                "url_key": secrets.token_hex(16),
+                "feeds": {}, "documents": {}}
+
+    def routes(self):
+        return [Route("POST", TOKEN_PATH, self.token, "lwa_token"),
+                Route("PATCH", LISTING_PATH, self.patch_listing, "patchListingsItem"),
+                Route("POST", DOCS_PATH, self.create_document, "createFeedDocument"),
+                Route("GET", DOC_PATH, self.get_document, "getFeedDocument"),
+                Route("POST", FEEDS_PATH, self.create_feed, "createFeed"),
+                Route("GET", FEED_PATH, self.get_feed, "getFeed"),
+                Route("PUT", S3_PATH, self.s3_put, "s3_put"),
+                Route("GET", S3_PATH, self.s3_get, "s3_get")]
+
+    # ------------------------------------------------------------------
+    # Login with Amazon
+    # ------------------------------------------------------------------
+
+    def token(self, request, state):
+        form = request.form
+        if form is None:
+            return _lwa_error(400, "invalid_request",
+                              "The request is missing a required parameter or is otherwise malformed.")
+        with state.lock:
+            creds = state.data["credentials"]
+            if (form.get("client_id") != [creds["client_id"]]
+                    or form.get("client_secret") != [creds["client_secret"]]):
+                return _lwa_error(401, "invalid_client",
+                                  "Client authentication failed")
+            if form.get("grant_type") != ["refresh_token"]:
+                return _lwa_error(400, "unsupported_grant_type",
+                                  "The authorization grant type is not supported by the authorization server")
+            if form.get("refresh_token") != [creds["refresh_token"]]:
+                return _lwa_error(400, "invalid_grant",
+                                  "The request has an invalid grant parameter : refresh_token")
+            token = "Atza|" + secrets.token_urlsafe(24)
+            ttl = int(state.data["token_ttl"])
+            state.data["tokens"][token] = time.time() + ttl
+        return json_response({"access_token": token, "refresh_token": creds["refresh_token"],
+                              "token_type": "bearer", "expires_in": ttl})
+
+    def _unauthorized(self, request, state):
+        """403 Unauthorized unless the request carries a valid access token
+        (state.lock held)."""
+        token = request.header("x-amz-access-token")
+        if not token:
+            return self.error(request, 403, details="The request has no x-amz-access-token header.")
+        expiry = state.data["tokens"].get(token)
+        if expiry is None:
+            return self.error(request, 403, details="The access token you provided is revoked, malformed or invalid.")
+        if expiry <= time.time():
+            return self.error(request, 403, details="The access token you provided has expired.")
+        return None
+
+    def _marketplaces(self, request, state, values):
+        """400 unless values is a non-empty list of known marketplace ids."""
+        if not values:
+            return self.error(request, 400, message="Missing required parameter: marketplaceIds")
+        for mid in values:
+            if mid not in state.data["marketplace_ids"]:
+                return self.error(request, 400, message=f"Invalid marketplaceIds: {mid}")
+        return None
+
+    def _json_body(self, request):
+        ctype = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return None, self.error(request, 415, "UnsupportedMediaType",
+                                    "The request content type is not supported.")
+        if not isinstance(request.json, dict):
+            return None, self.error(request, 400, message="The request body is not a JSON object.")
+        return request.json, None
+
+    # ------------------------------------------------------------------
+    # Listings Items API
+    # ------------------------------------------------------------------
+
+    def patch_listing(self, request, state):
+        with state.lock:
+            refused = self._unauthorized(request, state)
+            if refused:
+                return refused
+            if request.params["seller"] != state.data["seller_id"]:
+                return self.error(request, 403, details="The seller id does not match the authorization.")
+            mids = [m for v in request.query.get("marketplaceIds", []) for m in v.split(",") if m]
+            refused = self._marketplaces(request, state, mids)
+            if refused:
+                return refused
+            body, refused = self._json_body(request)
+            if refused:
+                return refused
+            sku = request.params["sku"]
+            if not isinstance(body.get("productType"), str) or not body["productType"]:
+                return self.error(request, 400, message="Missing required field: productType")
+            patches = body.get("patches")
+            if not isinstance(patches, list) or not patches:
+                return self.error(request, 400, message="patches must contain at least one patch operation.")
+            for p in patches:
+                if (not isinstance(p, dict) or p.get("op") not in PATCH_OPS
+                        or not isinstance(p.get("path"), str)):
+                    return self.error(request, 400, message="Invalid patch operation: op and path are required.")
+            issues = self._apply(sku, body["productType"], patches, state)
+            status = "INVALID" if issues else "ACCEPTED"
+        return json_response({"sku": sku, "status": status,
+                              "submissionId": uuid.uuid4().hex, "issues": issues},
+                             200, _headers("patchListingsItem"))
+
+    @staticmethod
+    def _apply(sku, product_type, patches, state):
+        """Applies fulfillment_availability patches to a listing; the issues
+        (ERROR) that make the submission INVALID, nothing applied then."""
+        listing = state.data["listings"].get(sku)
+        if listing is None:
+            # code and text (unverified): the real listing is simply absent
+            return [_issue("4000003", f"The SKU '{sku}' does not exist in the seller's catalog.",
+                           [])]
+        if product_type != listing.get("product_type", "PRODUCT"):
+            return [_issue("90000900", f"The product type '{product_type}' does not match the "
+                           f"listing's product type '{listing.get('product_type', 'PRODUCT')}'.",
+                           [])]
+        qty = None
+        for p in patches:
+            if p.get("path") != QTY_PATH:
+                continue
+            value = p.get("value")
+            if p["op"] not in ("add", "replace", "merge") or not isinstance(value, list) or not value:
+                return [_issue("90000900", "The attributes are invalid.", ["fulfillment_availability"])]
+            for entry in value:
+                if not isinstance(entry, dict):
+                    return [_issue("90000900", "The attributes are invalid.", ["fulfillment_availability"])]
+                code = entry.get("fulfillment_channel_code")
+                q = entry.get("quantity")
+                if code != "DEFAULT":
+                    # FBA quantities are Amazon's (message (unverified))
+                    return [_issue("90000900", f"The fulfillment channel '{code}' is managed by Amazon; "
+                                   "only DEFAULT (merchant-fulfilled) quantities can be set.",
+                                   ["fulfillment_availability"])]
+                if not isinstance(q, int) or isinstance(q, bool) or q < 0:
+                    return [_issue("90000900", "The value of 'quantity' must be a non-negative integer.",
+                                   ["fulfillment_availability"])]
+                qty = q
+        if qty is not None:
+            listing["quantity"] = qty
+            listing["updates"] = listing.get("updates", 0) + 1
+        return []
+
+    # ------------------------------------------------------------------
+    # Feeds API
+    # ------------------------------------------------------------------
+
+    def _url(self, request, state, doc_id, method):
+        """A presigned URL of this mock's S3 stand-in (state.lock held)."""
+        date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        sig = _sign(state.data["url_key"], method, doc_id, date)
+        host = request.header("Host") or "127.0.0.1"
+        return (f"http://{host}/mock-s3/{doc_id}?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+                f"&X-Amz-Date={date}&X-Amz-Expires={URL_TTL}"
+                f"&X-Amz-SignedHeaders=content-type%3Bhost&X-Amz-Signature={sig}")
+
+    def create_document(self, request, state):
+        with state.lock:
+            refused = self._unauthorized(request, state)
+            if refused:
+                return refused
+            body, refused = self._json_body(request)
+            if refused:
+                return refused
+            ctype = body.get("contentType")
+            if not isinstance(ctype, str) or not ctype:
+                return self.error(request, 400, message="Missing required field: contentType")
+            doc_id = "amzn1.tortuga.4." + uuid.uuid4().hex
+            state.data["documents"][doc_id] = {"kind": "feed", "content_type": ctype,
+                                               "content": None, "compression": None}
+            url = self._url(request, state, doc_id, "PUT")
+        return json_response({"feedDocumentId": doc_id, "url": url}, 201,
+                             _headers("createFeedDocument"))
+
+    def _s3_check(self, request, state, method):
+        """S3's refusals of a presigned request (state.lock held)."""
+        doc_id = request.params["doc"]
+        date = request.query.get("X-Amz-Date", [""])[0]
+        sig = request.query.get("X-Amz-Signature", [""])[0]
+        if not hmac.compare_digest(sig, _sign(state.data["url_key"], method, doc_id, date)):
+            return _s3_error(403, "SignatureDoesNotMatch",
+                             "The request signature we calculated does not match the signature you provided.")
+        issued = calendar.timegm(time.strptime(date, "%Y%m%dT%H%M%SZ"))
+        if issued + URL_TTL < time.time():
+            return _s3_error(403, "AccessDenied", "Request has expired")
+        unsigned = [n for n, _ in request.header_items if n.lower().startswith("x-amz-")]
+        if unsigned:
+            return _s3_error(403, "AccessDenied",
+                             "There were headers present in the request which were not signed: "
+                             + ", ".join(sorted(n.lower() for n in unsigned)))
+        if doc_id not in state.data["documents"]:
+            return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+        return None
+
+    def s3_put(self, request, state):
+        with state.lock:
+            refused = self._s3_check(request, state, "PUT")
+            if refused:
+                return refused
+            doc = state.data["documents"][request.params["doc"]]
+            if doc["kind"] != "feed":
+                return _s3_error(403, "AccessDenied", "Access Denied")
+            if (request.header("Content-Type") or "") != doc["content_type"]:
+                return _s3_error(403, "SignatureDoesNotMatch",
+                                 "The Content-Type is not the one the URL was signed for.")
+            doc["content"] = request.body.decode("utf-8", "replace")
+        return raw_response(b"", 200, "application/xml", {"ETag": '"%s"' % hashlib.md5(request.body).hexdigest()})
+
+    def s3_get(self, request, state):
+        with state.lock:
+            refused = self._s3_check(request, state, "GET")
+            if refused:
+                return refused
+            doc = state.data["documents"][request.params["doc"]]
+            data = (doc["content"] or "").encode("utf-8")
+        if doc.get("compression") == "GZIP":
+            data = gzip.compress(data)
+        return raw_response(data, 200, "application/octet-stream" if doc.get("compression")
+                            else "application/json")
+
+    def create_feed(self, request, state):
+        with state.lock:
+            refused = self._unauthorized(request, state)
+            if refused:
+                return refused
+            body, refused = self._json_body(request)
+            if refused:
+                return refused
+            for field in ("feedType", "marketplaceIds", "inputFeedDocumentId"):
+                if field not in body:
+                    return self.error(request, 400, message=f"Missing required field: {field}")
+            if body["feedType"] != "JSON_LISTINGS_FEED":
+                return self.error(request, 400, message=f"Invalid feedType: {body['feedType']}")
+            mids = body["marketplaceIds"]
+            if not isinstance(mids, list) or len(mids) > 25:
+                return self.error(request, 400, message="marketplaceIds must be an array of 1 to 25 ids.")
+            refused = self._marketplaces(request, state, mids)
+            if refused:
+                return refused
+            doc = state.data["documents"].get(body["inputFeedDocumentId"])
+            if doc is None or doc["kind"] != "feed":
+                return self.error(request, 400, message="Invalid inputFeedDocumentId.")
+            feed_id = str(50000000000 + len(state.data["feeds"]) + 1)
+            state.data["feeds"][feed_id] = {
+                "feedId": feed_id, "feedType": body["feedType"], "marketplaceIds": mids,
+                "createdTime": _now_iso(), "created": time.time(),
+                "processingStatus": "IN_QUEUE", "inputFeedDocumentId": body["inputFeedDocumentId"]}
+        return json_response({"feedId": feed_id}, 202, _headers("createFeed"))
+
+    def get_feed(self, request, state):
+        with state.lock:
+            refused = self._unauthorized(request, state)
+            if refused:
+                return refused
+            feed = state.data["feeds"].get(request.params["feed"])
+            if feed is None:
+                return self.error(request, 404, message="The requested feed was not found.")
+            age = time.time() - feed["created"]
+            wait = float(state.data["feed_processing_seconds"])
+            if feed["processingStatus"] in ("IN_QUEUE", "IN_PROGRESS"):
+                if age >= wait:
+                    self._process(feed, state)
+                elif age >= wait / 2:
+                    feed["processingStatus"] = "IN_PROGRESS"
+                    feed.setdefault("processingStartTime", _now_iso())
+            answer = {k: v for k, v in feed.items()
+                      if k not in ("created", "inputFeedDocumentId")}
+        return json_response(answer, 200, _headers("getFeed"))
+
+    def _process(self, feed, state):
+        """Applies a JSON_LISTINGS_FEED and writes its processing report."""
+        doc = state.data["documents"][feed["inputFeedDocumentId"]]
+        issues = []
+        processed = accepted = 0
+        fatal = None
+        try:
+            content = json.loads(doc["content"]) if doc["content"] is not None else None
+        except ValueError as exc:
+            content = None
+            fatal = f"The feed is not valid JSON: {exc}"
+        if content is None and fatal is None:
+            fatal = "The feed document was not uploaded."
+        if fatal is None:
+            fatal = self._check_feed(content, state)
+        if fatal is not None:
+            issues.append({"code": "4000001", "severity": "ERROR", "message": fatal})
+        else:
+            for m in content["messages"]:
+                processed += 1
+                problem = _check_message(m)
+                if problem:
+                    found = [_issue("4000001", problem, [])]
+                else:
+                    found = self._apply(m["sku"], m["productType"], m["patches"], state)
+                for issue in found:
+                    entry = {"messageId": m.get("messageId"), "sku": m.get("sku"),
+                             "code": issue["code"], "severity": "ERROR", "message": issue["message"]}
+                    if issue.get("attributeNames"):
+                        entry["attributeName"] = issue["attributeNames"][0]
+                    issues.append(entry)
+                if not found:
+                    accepted += 1
+        report_id = "amzn1.tortuga.4." + uuid.uuid4().hex
+        report = {"header": {"sellerId": state.data["seller_id"], "version": "2.0",
+                             "feedId": feed["feedId"]},
+                  "issues": issues,
+                  "summary": {"errors": len(issues), "warnings": 0,
+                              "messagesProcessed": processed, "messagesAccepted": accepted,
+                              "messagesInvalid": processed - accepted}}
+        state.data["documents"][report_id] = {
+            "kind": "report", "content_type": "application/json",
+            "content": json.dumps(report), "compression": state.data.get("report_compression")}
+        feed["processingStatus"] = "FATAL" if fatal else "DONE"
+        feed.setdefault("processingStartTime", _now_iso())
+        feed["processingEndTime"] = _now_iso()
+        feed["resultFeedDocumentId"] = report_id
+
+    @staticmethod
+    def _check_feed(content, state):
+        """Why a feed is refused as a whole (FATAL), or None."""
+        if not isinstance(content, dict):
+            return "The feed must be a JSON object."
+        header = content.get("header")
+        if not isinstance(header, dict) or header.get("version") != "2.0":
+            return "The feed header is missing or its version is not 2.0."
+        if header.get("sellerId") != state.data["seller_id"]:
+            return f"The header sellerId '{header.get('sellerId')}' does not match the submitting seller."
+        messages = content.get("messages")
+        if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_MESSAGES:
+            return f"The feed must have 1 to {MAX_MESSAGES} messages."
+        ids = [m.get("messageId") if isinstance(m, dict) else None for m in messages]
+        if len(set(map(str, ids))) != len(ids):
+            return "messageId values must be unique within the feed."
+        return None
+
+    def get_document(self, request, state):
+        with state.lock:
+            refused = self._unauthorized(request, state)
+            if refused:
+                return refused
+            doc_id = request.params["doc"]
+            doc = state.data["documents"].get(doc_id)
+            if doc is None or doc["kind"] != "report":
+                return self.error(request, 404, message="The requested feed document was not found.")
+            answer = {"feedDocumentId": doc_id, "url": self._url(request, state, doc_id, "GET")}
+            if doc.get("compression"):
+                answer["compressionAlgorithm"] = doc["compression"]
+        return json_response(answer, 200, _headers("getFeedDocument"))
+
+    # ------------------------------------------------------------------
+    # fault framework
+    # ------------------------------------------------------------------
 
     def rate_limit(self, request, retry_after):
         response = self.error(request, 429)
@@ -37,14 +463,62 @@ class Amazon(Marketplace):
                 {"x-amzn-RateLimit-Limit": f"{1 / retry_after:.4g}"})
         return response
 
-    def error(self, request, status, code=None, message=None):
+    def error(self, request, status, code=None, message=None, details=""):
         code = code or ERROR_CODES.get(status) or reason(status).replace(" ", "")
         message = message or ERROR_MESSAGES.get(status) or reason(status)
         return json_response(
             {"errors": [{"code": str(code), "message": message,
-                         "details": ""}]},
+                         "details": details}]},
             status, {"x-amzn-RequestId": request_id(),
                      "x-amzn-ErrorType": str(code)})
+
+
+def _check_message(m):
+    """Why a feed message is invalid (schema level), or None."""
+    if not isinstance(m, dict):
+        return "The message must be a JSON object."
+    mid = m.get("messageId")
+    if not isinstance(mid, int) or isinstance(mid, bool) or mid < 1:
+        return "messageId must be a positive integer."
+    if not isinstance(m.get("sku"), str) or not m["sku"]:
+        return "sku is required."
+    if m.get("operationType") != "PATCH":
+        return "Only PATCH messages are accepted by this mock."
+    if not isinstance(m.get("productType"), str) or not m["productType"]:
+        return "productType is required for PATCH messages."
+    patches = m.get("patches")
+    if not isinstance(patches, list) or not patches:
+        return "patches is required for PATCH messages."
+    for p in patches:
+        if not isinstance(p, dict) or p.get("op") not in PATCH_OPS or not isinstance(p.get("path"), str):
+            return "Invalid patch operation: op and path are required."
+    return None
+
+
+def _issue(code, message, attributes):
+    return {"code": code, "message": message, "severity": "ERROR",
+            "attributeNames": attributes, "categories": ["INVALID_ATTRIBUTE"]}
+
+
+def _headers(operation):
+    return {"x-amzn-RequestId": request_id(),
+            "x-amzn-RateLimit-Limit": RATES[operation]}
+
+
+def _sign(key, method, doc_id, date):
+    return hmac.new(key.encode(), f"{method}\n{doc_id}\n{date}".encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def _lwa_error(status, error, description):
+    return json_response({"error_description": description, "error": error}, status)
+
+
+def _s3_error(status, code, message):
+    return xml_response('<?xml version="1.0" encoding="UTF-8"?>\n'
+                        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+                        f"<RequestId>{uuid.uuid4().hex[:16].upper()}</RequestId></Error>",
+                        status)
 
 
 def make(name):
