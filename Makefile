@@ -24,7 +24,8 @@ OBJS = \
 	src/sync.o \
 	src/connectors/ebay.o \
 	src/connectors/amazon.o \
-	src/connectors/shopify.o
+	src/connectors/shopify.o \
+	src/connectors/walmart.o
 
 DATA = $(wildcard sql/omnichan--*.sql)
 

@@ -25,6 +25,7 @@
 /* every connector; an eighth marketplace adds one line */
 static const Connector *const Connectors[] = {
 	&EbayConnector,
+	&WalmartConnector,
 	&AmazonConnector,
 	&ShopifyConnector,
 };

@@ -4,18 +4,271 @@ Errors: ``{"errors": [{"code", "message", "category", "severity"}]}``.
 Throttling: HTTP 429 with the token-bucket headers ``x-current-token-count``
 (0) and ``x-next-replenish-time`` (epoch milliseconds of the next refill =
 now + retry_after; header spelling and format (unverified)).
+
+Endpoints:
+
+* ``POST /v3/token``: ``Authorization: Basic base64(client_id:client_secret)``,
+  ``WM_SVC.NAME``, ``WM_QOS.CORRELATION_ID``, form body
+  ``grant_type=client_credentials`` -> ``{"access_token", "token_type":
+  "Bearer", "expires_in": 900}``;
+* every other call needs ``WM_SEC.ACCESS_TOKEN`` (an issued, unexpired
+  token: 401 otherwise), ``WM_SVC.NAME`` and ``WM_QOS.CORRELATION_ID``
+  (400 ``INVALID_REQUEST_HEADER`` when missing);
+* ``PUT /v3/inventory?sku=[&shipNode=]`` with ``{"sku", "quantity": {"unit":
+  "EACH", "amount"}}`` -> the same document; unknown SKU -> 404;
+* ``GET /v3/inventory?sku=`` -> the SKU's inventory;
+* ``POST /v3/feeds?feedType=inventory[&shipNode=]``: ``multipart/form-data``
+  with a ``file`` part holding the 1.4 JSON feed ``{"InventoryHeader":
+  {"version": "1.4"}, "Inventory": [...]}`` -> ``{"feedId"}``; the feed is
+  processed once ``feed_processing_s`` has passed (RECEIVED, then
+  INPROGRESS, then PROCESSED);
+* ``GET /v3/feeds/{feedId}?includeDetails=true&offset=&limit=`` (limit at
+  most 50) -> the feed status with ``itemDetails.itemIngestionStatus``; an
+  unknown SKU is a ``DATA_ERROR`` with ``ingestionErrors`` (the error code
+  and text of such an entry: (unverified)).
+
+Error codes other than those named in MARKETPLACE_APIS.md: (unverified).
 """
 
+import base64
+import email.parser
+import email.policy
+import secrets
 import time
 
-from core import json_response
+from core import Route, json_response
 from marketplaces.base import Marketplace, reason, request_id, status_name
 
 THROTTLE_CODE = "REQUEST_THRESHOLD_VIOLATED.GMP_GATEWAY_API"  # (unverified)
+TOKEN_PATH = r"/v3/token"
+INVENTORY_PATH = r"/v3/inventory"
+FEEDS_PATH = r"/v3/feeds"
+FEED_PATH = r"/v3/feeds/(?P<feed_id>[^/]+)"
+DETAIL_LIMIT = 50
+FEED_MAX_ITEMS = 10000          # (unverified)
 
 
 class Walmart(Marketplace):
+    """State (seedable):
+
+    ``credentials``: ``client_id``, ``client_secret``; ``token_ttl`` (900);
+    ``tokens``: issued token -> expiry (epoch seconds); ``ship_nodes``: the
+    seller's ship nodes (a ``shipNode`` must be one of them);
+    ``inventory``: sku -> ``{"amount": n, "updates": k}`` (only seeded SKUs
+    exist); ``feeds``: feedId -> feed record; ``feed_processing_s``: time
+    before a feed is processed; ``correlation_ids``: every id seen.
+    """
     name = "walmart"
+
+    def initial_state(self):
+        return {"credentials": {"client_id": "wm-client", "client_secret": "wm-secret"},
+                "token_ttl": 900, "tokens": {}, "ship_nodes": ["10000003527"],
+                "inventory": {}, "feeds": {}, "feed_processing_s": 0.3,
+                "correlation_ids": []}
+
+    def routes(self):
+        return [Route("POST", TOKEN_PATH, self.token, "token"),
+                Route(["PUT", "GET"], INVENTORY_PATH, self.inventory, "inventory"),
+                Route("POST", FEEDS_PATH, self.submit_feed, "feeds"),
+                Route("GET", FEED_PATH, self.feed_status, "feed_status")]
+
+    # ------------------------------------------------------------------
+    # auth
+
+    def _headers_error(self, request, state):
+        """400 when a required WM_ header is missing (caller holds the lock)."""
+        cid = request.header("WM_QOS.CORRELATION_ID")
+        if not cid:
+            return self.error(request, 400, "INVALID_REQUEST_HEADER.GMP_GATEWAY_API",
+                              "WM_QOS.CORRELATION_ID header is missing")
+        if not request.header("WM_SVC.NAME"):
+            return self.error(request, 400, "INVALID_REQUEST_HEADER.GMP_GATEWAY_API",
+                              "WM_SVC.NAME header is missing")
+        state.data["correlation_ids"].append(cid)
+        return None
+
+    def token(self, request, state):
+        with state.lock:
+            bad = self._headers_error(request, state)
+            if bad is not None:
+                return bad
+            creds = state.data["credentials"]
+            expected = "Basic " + base64.b64encode(
+                f"{creds['client_id']}:{creds['client_secret']}".encode()).decode()
+            if request.header("Authorization") != expected:
+                return self.error(request, 401, "UNAUTHORIZED.GMP_GATEWAY_API",
+                                  "Unauthorized token or incorrect authorization header.")
+            form = request.form
+            if form is None:
+                return self.error(request, 400, "INVALID_REQUEST_CONTENT_TYPE",
+                                  "Content-Type must be application/x-www-form-urlencoded")
+            if form.get("grant_type") != ["client_credentials"]:
+                return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                                  "grant_type is missing or not supported")
+            tok = "eyJraWQiOi" + secrets.token_urlsafe(24)
+            ttl = int(state.data["token_ttl"])
+            state.data["tokens"][tok] = time.time() + ttl
+        return json_response({"access_token": tok, "token_type": "Bearer", "expires_in": ttl},
+                             200, {"WM_QOS.CORRELATION_ID": request.header("WM_QOS.CORRELATION_ID")})
+
+    def _auth_error(self, request, state):
+        """The answer to an unauthenticated call, or None (lock held)."""
+        bad = self._headers_error(request, state)
+        if bad is not None:
+            return bad
+        tok = request.header("WM_SEC.ACCESS_TOKEN")
+        expiry = state.data["tokens"].get(tok) if tok else None
+        if expiry is None or expiry <= time.time():
+            return self.error(request, 401, "UNAUTHORIZED.GMP_GATEWAY_API",
+                              "Unauthorized token or incorrect authorization header.")
+        return None
+
+    def _ship_node_error(self, request, state):
+        node = (request.query.get("shipNode") or [None])[0]
+        if node is not None and node not in state.data["ship_nodes"]:
+            return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                              f"Invalid shipNode {node}")
+        return None
+
+    # ------------------------------------------------------------------
+    # inventory
+
+    def inventory(self, request, state):
+        with state.lock:
+            bad = self._auth_error(request, state) or self._ship_node_error(request, state)
+            if bad is not None:
+                return bad
+            sku = (request.query.get("sku") or [""])[0]
+            if not sku:
+                return self.error(request, 400, "INVALID_REQUEST_PARAM", "sku is required")
+            item = state.data["inventory"].get(sku)
+            if item is None:
+                return self.error(request, 404, "CONTENT_NOT_FOUND.GMP_INVENTORY_API",
+                                  f"Item not found for sku {sku}")
+            if request.method == "GET":
+                return json_response({"sku": sku, "quantity": {"unit": "EACH",
+                                                               "amount": item["amount"]}})
+            ctype = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return self.error(request, 415, "UNSUPPORTED_MEDIA_TYPE",
+                                  "Content-Type must be application/json")
+            body = request.json
+            err = _inventory_error(body)
+            if err is not None:
+                return self.error(request, 400, "INVALID_REQUEST_CONTENT", err)
+            if body["sku"] != sku:
+                return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                  "sku in the body does not match the sku parameter")
+            item["amount"] = body["quantity"]["amount"]
+            item["updates"] = item.get("updates", 0) + 1
+        return json_response({"sku": sku, "quantity": body["quantity"]})
+
+    # ------------------------------------------------------------------
+    # feeds
+
+    def submit_feed(self, request, state):
+        with state.lock:
+            bad = self._auth_error(request, state) or self._ship_node_error(request, state)
+            if bad is not None:
+                return bad
+            feed_type = (request.query.get("feedType") or [None])[0]
+            if feed_type not in ("inventory", "MP_INVENTORY"):
+                return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                                  "feedType is missing or invalid")
+            if feed_type == "MP_INVENTORY":
+                return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                                  "this mock serves feedType=inventory only")
+            content, err = _multipart_file(request)
+            if err is not None:
+                return self.error(request, 400, "INVALID_REQUEST_CONTENT", err)
+            try:
+                import json as _json
+                doc = _json.loads(content)
+            except ValueError:
+                return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                  "the feed file is not valid JSON")
+            header = doc.get("InventoryHeader") if isinstance(doc, dict) else None
+            entries = doc.get("Inventory") if isinstance(doc, dict) else None
+            if not isinstance(header, dict) or header.get("version") != "1.4":
+                return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                  "InventoryHeader.version must be 1.4")
+            if not isinstance(entries, list) or not entries:
+                return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                  "Inventory must be a non-empty array")
+            if len(entries) > FEED_MAX_ITEMS:
+                return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                  f"at most {FEED_MAX_ITEMS} items per feed")
+            feed_id = secrets.token_hex(16).upper() + "@AQMBAQA"
+            state.data["feeds"][feed_id] = {
+                "submitted": time.time(), "entries": entries, "results": None,
+                "feedType": feed_type}
+        return json_response({"feedId": feed_id})
+
+    def feed_status(self, request, state):
+        with state.lock:
+            bad = self._auth_error(request, state)
+            if bad is not None:
+                return bad
+            feed_id = request.params["feed_id"]
+            feed = state.data["feeds"].get(feed_id)
+            if feed is None:
+                return self.error(request, 404, "CONTENT_NOT_FOUND.GMP_FEED_API",
+                                  f"Feed {feed_id} not found")
+            details = (request.query.get("includeDetails") or ["false"])[0] == "true"
+            try:
+                offset = int((request.query.get("offset") or ["0"])[0])
+                limit = int((request.query.get("limit") or ["50"])[0])
+            except ValueError:
+                return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                                  "offset and limit must be integers")
+            if limit < 1 or limit > DETAIL_LIMIT or offset < 0:
+                return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                                  f"limit cannot be more than {DETAIL_LIMIT}")
+            age = time.time() - feed["submitted"]
+            wait = float(state.data["feed_processing_s"])
+            n = len(feed["entries"])
+            if age < wait:
+                status = "RECEIVED" if age < wait / 2 else "INPROGRESS"
+                answer = {"feedId": feed_id, "feedStatus": status,
+                          "feedSubmissionDate": int(feed["submitted"] * 1000),
+                          "itemsReceived": n, "itemsSucceeded": 0, "itemsFailed": 0,
+                          "itemsProcessing": n, "offset": offset, "limit": limit}
+                if details:
+                    answer["itemDetails"] = {"itemIngestionStatus": []}
+                return json_response(answer)
+            if feed["results"] is None:
+                feed["results"] = [self._apply(i, e, state.data["inventory"])
+                                   for i, e in enumerate(feed["entries"])]
+            results = feed["results"]
+            ok = sum(1 for r in results if r["ingestionStatus"] == "SUCCESS")
+            answer = {"feedId": feed_id, "feedStatus": "PROCESSED",
+                      "feedSubmissionDate": int(feed["submitted"] * 1000),
+                      "itemsReceived": n, "itemsSucceeded": ok, "itemsFailed": n - ok,
+                      "itemsProcessing": 0, "offset": offset, "limit": limit}
+            if details:
+                answer["itemDetails"] = {"itemIngestionStatus": results[offset:offset + limit]}
+            return json_response(answer)
+
+    @staticmethod
+    def _apply(index, entry, inventory):
+        sku = entry.get("sku") if isinstance(entry, dict) else None
+        result = {"martId": 0, "sku": sku, "index": index, "ingestionStatus": "SUCCESS",
+                  "ingestionErrors": {"ingestionError": None}}
+        err = _inventory_error(entry)
+        if err is None and sku not in inventory:
+            err = f"Item not found for sku {sku}"
+        if err is not None:
+            result["ingestionStatus"] = "DATA_ERROR"
+            result["ingestionErrors"] = {"ingestionError": [{
+                "type": "DATA_ERROR", "code": "ERR_EXT_DATA_0101101",
+                "field": "sku", "description": err}]}
+            return result
+        item = inventory[sku]
+        item["amount"] = entry["quantity"]["amount"]
+        item["updates"] = item.get("updates", 0) + 1
+        return result
+
+    # ------------------------------------------------------------------
 
     def rate_limit(self, request, retry_after):
         replenish_ms = int((time.time() + retry_after) * 1000)
@@ -33,6 +286,40 @@ class Walmart(Marketplace):
             "severity": "ERROR"}]}, status,
             {"WM_QOS.CORRELATION_ID":
              request.header("WM_QOS.CORRELATION_ID") or request_id()})
+
+
+def _inventory_error(body):
+    """Why an inventory document is invalid, or None."""
+    if not isinstance(body, dict):
+        return "the body must be a JSON object"
+    sku = body.get("sku")
+    if not isinstance(sku, str) or not sku:
+        return "sku is required"
+    q = body.get("quantity")
+    if not isinstance(q, dict):
+        return "quantity is required"
+    if q.get("unit") != "EACH":
+        return "quantity.unit must be EACH"
+    amount = q.get("amount")
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        return "quantity.amount must be a non-negative integer"
+    return None
+
+
+def _multipart_file(request):
+    """The content of the ``file`` part of a multipart/form-data body, or
+    (None, why)."""
+    ctype = request.header("Content-Type") or ""
+    if not ctype.lower().startswith("multipart/form-data") or "boundary=" not in ctype:
+        return None, "Content-Type must be multipart/form-data with a boundary"
+    raw = b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + request.body
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(raw)
+    if not msg.is_multipart():
+        return None, "the body is not a multipart document"
+    for part in msg.iter_parts():
+        if part.get_param("name", header="content-disposition") == "file":
+            return part.get_payload(decode=True), None
+    return None, "the multipart body has no \"file\" part"
 
 
 def make(name):
