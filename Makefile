@@ -25,7 +25,8 @@ OBJS = \
 	src/connectors/ebay.o \
 	src/connectors/amazon.o \
 	src/connectors/shopify.o \
-	src/connectors/walmart.o
+	src/connectors/walmart.o \
+	src/connectors/etsy.o
 
 DATA = $(wildcard sql/omnichan--*.sql)
 

@@ -28,6 +28,7 @@ static const Connector *const Connectors[] = {
 	&WalmartConnector,
 	&AmazonConnector,
 	&ShopifyConnector,
+	&EtsyConnector,
 };
 
 /*

@@ -114,6 +114,23 @@ typedef struct Connector
 
 	/* add authentication (and signatures) to a request about to be sent */
 	void		(*authorize) (ChannelConfig *ch, OcJson *secrets, const char *token, HttpRequest *req);
+
+	/*
+	 * Optional: listings whose pushes must not overlap.  The key of
+	 * PushItem.external naming the group (e.g. "listing_id" for Etsy, whose
+	 * inventory is read and replaced per listing as a whole): a push job
+	 * then carries listings of one group only (at most push_batch), and a
+	 * group with a push in flight waits for it to finish.
+	 */
+	const char *push_group;
+
+	/*
+	 * Optional: a successful token answer that replaces a credential
+	 * (rotating refresh tokens).  Return true with *key (a credential key)
+	 * and *value set; the worker keeps the new value in its cache and in
+	 * omnichan.credential, in the transaction that records the token.
+	 */
+	bool		(*rotated_secret) (HttpRequest *req, const char **key, char **value);
 } Connector;
 
 /* the connector of a marketplace kind, or NULL */
@@ -137,5 +154,6 @@ extern const Connector EbayConnector;
 extern const Connector WalmartConnector;
 extern const Connector AmazonConnector;
 extern const Connector ShopifyConnector;
+extern const Connector EtsyConnector;
 
 #endif							/* OMNICHAN_CONNECTOR_H */

@@ -267,6 +267,12 @@ OcJsonSetInt(OcJson *object, const char *key, int64 value)
 }
 
 void
+OcJsonSetNumber(OcJson *object, const char *key, double value)
+{
+	Check(json_object_set_new(AS_JSON(object), key, json_real(value)), key);
+}
+
+void
 OcJsonSetBool(OcJson *object, const char *key, bool value)
 {
 	Check(json_object_set_new(AS_JSON(object), key, json_boolean(value)), key);

@@ -43,6 +43,7 @@ extern bool OcJsonIsNull(OcJson *value);
 /* builders: the child is a new value created inside the parent */
 extern void OcJsonSetString(OcJson *object, const char *key, const char *value);
 extern void OcJsonSetInt(OcJson *object, const char *key, int64 value);
+extern void OcJsonSetNumber(OcJson *object, const char *key, double value);
 extern void OcJsonSetBool(OcJson *object, const char *key, bool value);
 extern OcJson *OcJsonSetObject(OcJson *object, const char *key);
 extern OcJson *OcJsonSetArray(OcJson *object, const char *key);

@@ -14,13 +14,17 @@
  *	   accepted — or all of them during a full resync — are grouped in
  *	   batches of the connector's size, each batch becomes one durable job,
  *	   and the listings remember it (push_job_id), so a listing has at most
- *	   one push in flight and the request count is ceil(changed / batch).
+ *	   one push in flight and the request count is ceil(changed / batch);
+ *	   a connector with a push_group gets one job per group instead (one
+ *	   Etsy listing and its variations), never two in flight per group.
  *
  * Authentication: a channel whose connector uses access tokens gets its
  * token from a job of operation "auth" (its secrets added at send time only);
  * until it has a valid token its other jobs are not started.  A 401/403
  * drops the token and retries the job once with a new one; a second refusal
- * means the credentials (or their scopes) are wrong.
+ * means the credentials (or their scopes) are wrong.  A token answer that
+ * rotates a credential (Etsy's refresh tokens) has it stored at once
+ * (KeepRotatedSecret); the auth job's answer itself is not kept (worker.c).
  *
  * Completion: the connector reads the marketplace's per-item results; items
  * accepted get pushed_qty, the others keep the marketplace's own message in
@@ -90,6 +94,7 @@ static void QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due
 static void InsertJob(ChannelCache *cc, OutRequest *out, const char *payload,
 					  int64 *listing_ids, int n);
 static void SetChannelError(int32 channel_id, const char *error);
+static void KeepRotatedSecret(ChannelCache *cc, const char *key, const char *value);
 static Datum Int8ArrayDatum(int64 *values, int n);
 
 /* CacheLookup: a channel's cache entry, NULL when unknown */
@@ -298,6 +303,48 @@ SetChannelError(int32 channel_id, const char *error)
 }
 
 /*
+ * KeepRotatedSecret
+ *		A token answer replaced a credential (a rotating refresh token: the
+ *		one just used is no longer valid).  The new value goes into the
+ *		cached secrets at once, and into omnichan.credential in this
+ *		transaction (the one recording the token job), with updated_at moved
+ *		and remembered so the cache is not re-read and the new token kept.
+ *		Credentials kept in a file cannot be rewritten: the channel reports
+ *		it (key name only) and the worker uses the new value until it
+ *		restarts.  Never logs the value.
+ */
+static void
+KeepRotatedSecret(ChannelCache *cc, const char *key, const char *value)
+{
+	Oid			argtypes[3] = {INT4OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	int			ret;
+	bool		isnull;
+
+	if (cc->secrets == NULL || key == NULL || value == NULL || *value == '\0')
+		return;
+	OcJsonSetString(cc->secrets, key, value);	/* the cached document */
+
+	values[0] = Int32GetDatum(cc->id);
+	values[1] = CStringGetTextDatum(key);
+	values[2] = CStringGetTextDatum(value);
+	ret = SPI_execute_with_args("UPDATE omnichan.credential "
+								"   SET secrets = pg_catalog.jsonb_set(secrets, ARRAY[$2], pg_catalog.to_jsonb($3)), "
+								"       updated_at = pg_catalog.now() "
+								" WHERE channel_id = $1 AND secrets IS NOT NULL RETURNING updated_at",
+								3, argtypes, values, NULL, false, 1);
+	if (ret != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not store a renewed credential: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+		cc->secrets_updated = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+																SPI_tuptable->tupdesc, 1, &isnull));
+	else
+		SetChannelError(cc->id,
+						psprintf("credentials: the marketplace renewed \"%s\" but the channel's credentials are in a file: "
+								 "update the file (the worker uses the new value until it restarts)", key));
+}
+
+/*
  * InsertJob
  *		Queues a connector request as a job and marks its listings.
  */
@@ -367,19 +414,25 @@ InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing
 /*
  * QueuePushes
  *		Queues the due pushes of one channel.
+ *
+ * A connector with a push_group (listings replaced together, e.g. the
+ * variations of one Etsy listing) gets the due listings ordered by group,
+ * never a group that already has a push in flight, and one job per group
+ * (at most push_batch of its listings: the others wait for that job).
  */
 static void
 QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 {
 	const Connector *conn = cc->connector;
 	int			batch = conn->push_batch;
-	Oid			argtypes[3] = {INT4OID, TIMESTAMPTZOID, INT4OID};
-	Datum		values[3];
-	char		nulls[3] = "   ";
+	Oid			argtypes[4] = {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
 	uint64		nrows,
 				start;
 	int			ret;
 	int			jobs = 0;
+	bool		more = false;	/* rows left for the next cycle */
 	SPITupleTable *rows;
 
 	values[0] = Int32GetDatum(cc->id);
@@ -388,28 +441,68 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 	else
 		nulls[1] = 'n';
 	values[2] = Int32GetDatum(batch * MAX_JOBS_PER_CYCLE);
-	ret = SPI_execute_with_args("SELECT l.id, l.sku, l.external::text, l.target_qty "
-								"  FROM omnichan.listing l "
-								" WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
-								"   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
-								"        OR ($2::timestamptz IS NOT NULL AND (l.pushed_at IS NULL OR l.pushed_at < $2))) "
-								"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
-								" ORDER BY l.id LIMIT $3 FOR UPDATE SKIP LOCKED",
-								3, argtypes, values, nulls, false, 0);
+	if (conn->push_group == NULL)
+		ret = SPI_execute_with_args("SELECT l.id, l.sku, l.external::text, l.target_qty "
+									"  FROM omnichan.listing l "
+									" WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
+									"   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
+									"        OR ($2::timestamptz IS NOT NULL AND (l.pushed_at IS NULL OR l.pushed_at < $2))) "
+									"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
+									" ORDER BY l.id LIMIT $3 FOR UPDATE SKIP LOCKED",
+									3, argtypes, values, nulls, false, 0);
+	else
+	{
+		values[3] = CStringGetTextDatum(conn->push_group);
+		ret = SPI_execute_with_args("SELECT l.id, l.sku, l.external::text, l.target_qty, "
+									"       COALESCE(l.external ->> $4, '') "
+									"  FROM omnichan.listing l "
+									" WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
+									"   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
+									"        OR ($2::timestamptz IS NOT NULL AND (l.pushed_at IS NULL OR l.pushed_at < $2))) "
+									"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
+									"   AND NOT EXISTS (SELECT 1 FROM omnichan.listing o "
+									"                    WHERE o.channel_id = l.channel_id AND o.push_job_id IS NOT NULL "
+									"                      AND COALESCE(o.external ->> $4, '') = COALESCE(l.external ->> $4, '')) "
+									" ORDER BY COALESCE(l.external ->> $4, ''), l.id LIMIT $3 FOR UPDATE SKIP LOCKED",
+									4, argtypes, values, nulls, false, 0);
+	}
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
 
-	for (start = 0; start < nrows; start += batch)
+	for (start = 0; start < nrows;)
 	{
 		int			n = (int) Min((uint64) batch, nrows - start);
-		PushItem   *items = palloc0(sizeof(PushItem) * n);
-		int64	   *ids = palloc(sizeof(int64) * n);
+		uint64		next = start + n;
+		PushItem   *items;
+		int64	   *ids;
 		OutRequest	out;
 		OcJson	   *payload = OcJsonNewObject();
 		OcJson	   *plist = OcJsonSetArray(payload, "items");
 		int			i;
+
+		if (conn->push_group != NULL)
+		{
+			char	   *group = SPI_getvalue(rows->vals[start], rows->tupdesc, 5);
+
+			if (jobs >= MAX_JOBS_PER_CYCLE)
+			{
+				more = true;
+				break;
+			}
+			/* this group's listings; the ones beyond push_batch wait */
+			for (n = 1; start + n < nrows && n < batch; n++)
+				if (strcmp(SPI_getvalue(rows->vals[start + n], rows->tupdesc, 5), group) != 0)
+					break;
+			for (next = start + n; next < nrows; next++)
+				if (strcmp(SPI_getvalue(rows->vals[next], rows->tupdesc, 5), group) != 0)
+					break;
+			if (next > start + n)
+				more = true;
+		}
+		items = palloc0(sizeof(PushItem) * n);
+		ids = palloc(sizeof(int64) * n);
 
 		for (i = 0; i < n; i++)
 		{
@@ -434,6 +527,7 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 		conn->build_push(&cc->config, items, n, &out);
 		InsertJob(cc, &out, OcJsonDump(payload), ids, n);
 		jobs++;
+		start = next;
 	}
 
 	if (jobs > 0 || cc->next_push_at == 0 || now >= cc->next_push_at || cc->full_resync_at != 0)
@@ -445,7 +539,8 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 		vals[1] = Int64GetDatum(cc->push_interval_ms);
 		vals[2] = BoolGetDatum(jobs > 0);
 		/* a full resync is over when nothing was left to queue for it */
-		vals[3] = BoolGetDatum(cc->full_resync_at != 0 && nrows < (uint64) (batch * MAX_JOBS_PER_CYCLE));
+		vals[3] = BoolGetDatum(cc->full_resync_at != 0 && !more &&
+							   nrows < (uint64) (batch * MAX_JOBS_PER_CYCLE));
 		ret = SPI_execute_with_args("INSERT INTO omnichan.channel_state AS s (channel_id, next_push_at, last_push_at) "
 									"VALUES ($1, pg_catalog.now() + pg_catalog.make_interval(secs => $2 / 1000.0), "
 									"        CASE WHEN $3 THEN pg_catalog.now() END) "
@@ -460,7 +555,7 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 	}
 	if (cc->push_interval_ms > 0 && (*next_due == 0 || cc->next_push_at < *next_due))
 		*next_due = cc->next_push_at;
-	if (nrows == (uint64) (batch * MAX_JOBS_PER_CYCLE))
+	if (nrows == (uint64) (batch * MAX_JOBS_PER_CYCLE) || (more && jobs >= MAX_JOBS_PER_CYCLE))
 		*next_due = now;		/* more to queue: come back at once */
 }
 
@@ -683,6 +778,14 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 			cc->token = MemoryContextStrdup(cc->cxt, token);
 			cc->token_obtained = now;
 			cc->token_expires = now + (TimestampTz) expires_in * USECS_PER_SEC;
+			if (cc->connector->rotated_secret != NULL)
+			{
+				const char *key = NULL;
+				char	   *value = NULL;
+
+				if (cc->connector->rotated_secret(req, &key, &value))
+					KeepRotatedSecret(cc, key, value);
+			}
 			return;
 		}
 		cc->auth_retry_at = GetCurrentTimestamp() + AUTH_RETRY_S * USECS_PER_SEC;

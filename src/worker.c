@@ -540,7 +540,8 @@ RecordOutcomes(void *arg)
 		statuses[i] = Int32GetDatum(req->status);
 		hnulls[i] = (req->nresponse_headers == 0);
 		rheaders[i] = hnulls[i] ? (Datum) 0 : CStringGetTextDatum(HttpResponseHeadersJson(req));
-		bnulls[i] = (req->error != NULL);
+		/* a token answer holds secrets (access and refresh tokens): not kept */
+		bnulls[i] = (req->error != NULL || strcmp(req->operation, "auth") == 0);
 		bodies[i] = bnulls[i] ? (Datum) 0
 			: PointerGetDatum(cstring_to_text_with_len(req->response.data, req->response.len));
 		enulls[i] = (error == NULL);
