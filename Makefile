@@ -23,6 +23,8 @@ OBJS = \
 	src/connector.o \
 	src/sync.o \
 	src/connectors/ebay.o \
+	src/connectors/tiktok.o \
+	src/connectors/lazada.o \
 	src/connectors/amazon.o \
 	src/connectors/shopify.o \
 	src/connectors/walmart.o \

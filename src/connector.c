@@ -19,12 +19,15 @@
 #include "common/sha2.h"
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 
 #include "connector.h"
 
 /* every connector; an eighth marketplace adds one line */
 static const Connector *const Connectors[] = {
 	&EbayConnector,
+	&TikTokConnector,
+	&LazadaConnector,
 	&WalmartConnector,
 	&AmazonConnector,
 	&ShopifyConnector,
@@ -185,28 +188,52 @@ JoinUrl(const char *base, const char *path)
  * HmacSha256Hex
  *		HMAC-SHA256 of data under key (PostgreSQL's common/hmac.h), as 64
  *		lower-case hex digits.
+ *
+ * With OpenSSL, pg_hmac_create() registers its context with the current
+ * resource owner; connectors sign at send time (authorize), outside any
+ * transaction, where there is none: a short-lived one is used then.
  */
 char *
 HmacSha256Hex(const char *key, size_t keylen, const char *data, size_t len)
 {
-	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	ResourceOwner saved = CurrentResourceOwner;
+	ResourceOwner volatile own = NULL;
 	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
-	int			i;
 
-	if (ctx == NULL)
-		elog(ERROR, "could not create an HMAC context");
-	if (pg_hmac_init(ctx, (const uint8 *) key, keylen) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) data, len) < 0 ||
-		pg_hmac_final(ctx, digest, sizeof(digest)) < 0)
+	if (CurrentResourceOwner == NULL)
+		own = CurrentResourceOwner = ResourceOwnerCreate(NULL, "omnichan HMAC");
+	PG_TRY();
 	{
-		const char *why = pg_hmac_error(ctx);
+		pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+		uint8		digest[PG_SHA256_DIGEST_LENGTH];
+		int			i;
 
+		if (ctx == NULL)
+			elog(ERROR, "could not create an HMAC context");
+		if (pg_hmac_init(ctx, (const uint8 *) key, keylen) < 0 ||
+			pg_hmac_update(ctx, (const uint8 *) data, len) < 0 ||
+			pg_hmac_final(ctx, digest, sizeof(digest)) < 0)
+		{
+			const char *why = pstrdup(pg_hmac_error(ctx));
+
+			pg_hmac_free(ctx);
+			elog(ERROR, "could not compute an HMAC: %s", why);
+		}
 		pg_hmac_free(ctx);
-		elog(ERROR, "could not compute an HMAC: %s", why);
+		for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+			sprintf(hex + 2 * i, "%02x", digest[i]);
 	}
-	pg_hmac_free(ctx);
-	for (i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
-		sprintf(hex + 2 * i, "%02x", digest[i]);
+	PG_FINALLY();
+	{
+		if (own != NULL)
+		{
+			CurrentResourceOwner = saved;
+			ResourceOwnerRelease(own, RESOURCE_RELEASE_BEFORE_LOCKS, false, false);
+			ResourceOwnerRelease(own, RESOURCE_RELEASE_LOCKS, false, false);
+			ResourceOwnerRelease(own, RESOURCE_RELEASE_AFTER_LOCKS, false, false);
+			ResourceOwnerDelete(own);
+		}
+	}
+	PG_END_TRY();
 	return hex;
 }

@@ -151,6 +151,8 @@ extern char *HmacSha256Hex(const char *key, size_t keylen, const char *data, siz
 
 /* the connectors */
 extern const Connector EbayConnector;
+extern const Connector TikTokConnector;
+extern const Connector LazadaConnector;
 extern const Connector WalmartConnector;
 extern const Connector AmazonConnector;
 extern const Connector ShopifyConnector;

@@ -849,6 +849,17 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 				items[i].error = "the marketplace did not report on this item";
 				items[i].error_class = ITEM_ERROR_RETRY;
 			}
+
+		/*
+		 * Credentials refused inside a 2xx answer (an envelope code, as IOP
+		 * and TikTok report bad signatures): the channel's error too.
+		 */
+		for (i = 0; i < n; i++)
+			if (!items[i].ok && items[i].error_class == ITEM_ERROR_CREDENTIALS)
+			{
+				SetChannelError(req->channel_id, psprintf("credentials: %s", items[i].error));
+				break;
+			}
 	}
 	else
 	{

@@ -6,9 +6,24 @@ Every response uses the envelope ``{"code", "message", "request_id",
 not expressed).  Business errors normally come with HTTP 200 and a non-zero
 code - use a ``status`` fault with ``"status": 200, "code": ...`` for those.
 Where no TikTok code is known for a status, ``code`` is the HTTP status.
+
+Endpoint: ``POST /product/202309/products/{product_id}/inventory/update``
+(Update Inventory).  Every call is checked as the API does (section 5.1):
+query ``app_key``, ``timestamp`` (seconds, within -5 min .. +30 s of the
+server's clock), ``sign`` and ``shop_cipher``, header ``x-tts-access-token``;
+the signature is recomputed with hmac/hashlib (app_secret + path + sorted
+key+value pairs without sign/access_token + body + app_secret, HMAC-SHA256
+under app_secret, lower-case hex).  Authentication failures answer HTTP 401
+with the TikTok code (the HTTP status of those answers is (unverified): the
+reference only documents the codes); business errors answer HTTP 200 with a
+non-zero code; per-SKU failures come in ``data.errors[]`` with ``code`` 0.
 """
 
-from core import json_response
+import hashlib
+import hmac
+import time
+
+from core import Route, json_response
 from marketplaces.base import Marketplace, reason, request_id
 
 KNOWN_CODES = {
@@ -17,9 +32,158 @@ KNOWN_CODES = {
     504: (36009007, "Request timeout"),
 }
 
+INVENTORY_PATH = r"/product/202309/products/(?P<product_id>[^/]+)/inventory/update"
+MAX_SKUS = 100           # "A single product cannot have more than 100 different SKUs"
+MAX_QTY = 99999
+
+
+def sign(secret, path, query, body):
+    """The request signature of section 5.1 (query: name -> value)."""
+    pairs = "".join(k + query[k] for k in sorted(query)
+                    if k not in ("sign", "access_token"))
+    text = secret + path + pairs + body + secret
+    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def envelope(code, message, data=None, status=200):
+    return json_response({"code": code, "message": message,
+                          "request_id": request_id(), "data": data}, status)
+
 
 class TikTok(Marketplace):
+    """State (seedable):
+
+    ``app``: ``app_key`` / ``app_secret`` the gateway accepts;
+    ``shop_cipher``: the shop's cipher; ``tokens``: access token -> expiry
+    (epoch seconds); ``products``: product_id -> ``{"status": "ACTIVATE",
+    "skus": {sku_id: {"quantity": n, "warehouse_id": optional}}}`` (only
+    seeded products and SKUs exist); ``updates``: successful calls.
+    """
     name = "tiktok"
+
+    def initial_state(self):
+        return {"app": {"app_key": "tts-app", "app_secret": "tts-secret"},
+                "shop_cipher": "ROW_mockshop",
+                "tokens": {"TTP_mock_token": 4102444800},
+                "products": {}, "updates": 0}
+
+    def routes(self):
+        return [Route("POST", INVENTORY_PATH, self.update_inventory, "update_inventory")]
+
+    # -- gateway checks -----------------------------------------------------
+
+    def _check_request(self, request, data):
+        """None when the call is authentic, else the error response."""
+        query = {k: v[0] for k, v in request.query.items()}
+        for name in ("app_key", "timestamp", "sign"):
+            if not query.get(name):
+                return envelope(36009004, f"Invalid credentials: the query parameter "
+                                          f"{name} is missing", status=401)
+        if query["app_key"] != data["app"]["app_key"]:
+            return envelope(36009004, "Invalid credentials: app_key is invalid", status=401)
+        try:
+            ts = int(query["timestamp"])
+        except ValueError:
+            return envelope(36009004, "Invalid credentials: timestamp is invalid", status=401)
+        now = time.time()
+        if ts < now - 300 or ts > now + 30:
+            return envelope(36009004, "Invalid credentials: timestamp is expired or "
+                                      "out of range", status=401)
+        try:
+            body = request.body.decode("utf-8")
+        except UnicodeDecodeError:
+            body = request.body.decode("latin-1")
+        expected = sign(data["app"]["app_secret"], request.path, query, body)
+        if not hmac.compare_digest(expected, query["sign"]):
+            return envelope(106001, "Invalid sign: the signature does not match", status=401)
+        token = request.header("x-tts-access-token")
+        if not token:
+            return envelope(105001, "Invalid access token: the header x-tts-access-token "
+                                    "is missing", status=401)
+        expiry = data["tokens"].get(token)
+        if expiry is None:
+            return envelope(105001, "Invalid access token", status=401)
+        if expiry <= now:
+            return envelope(105002, "Access token is expired", status=401)
+        if not query.get("shop_cipher"):
+            return envelope(106013, "shop_cipher is required for this API")
+        if query["shop_cipher"] != data["shop_cipher"]:
+            return envelope(106013, "shop_cipher is invalid or not authorized for this app")
+        return None
+
+    # -- Update Inventory ---------------------------------------------------
+
+    def update_inventory(self, request, state):
+        with state.lock:
+            data = state.data
+            refused = self._check_request(request, data)
+            if refused is not None:
+                return refused
+            ctype = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return envelope(12052990, "The check failed: content-type must be "
+                                          "application/json")
+            if request.json_error is not None or not isinstance(request.json, dict):
+                return envelope(12052990, "The check failed: the body is not a JSON object")
+            skus = request.json.get("skus")
+            if not isinstance(skus, list) or not skus:
+                return envelope(12052902, "The SKU list is empty. Either omit the list "
+                                          "entirely, or provide all required details.")
+            if len(skus) > MAX_SKUS:
+                return envelope(12052050, "A single product cannot have more than 100 "
+                                          "different SKUs")
+            product = data["products"].get(request.params["product_id"])
+            if product is None:
+                return envelope(12052032, "The product does not exist")
+            if product.get("status", "ACTIVATE") != "ACTIVATE":
+                return envelope(12052901, "The product in its current status is not "
+                                          "available for this operation. Change the "
+                                          "product status and try again.")
+            errors, seen = [], set()
+            for sku in skus:
+                error = self._update_sku(sku, product, seen)
+                if error is not None:
+                    errors.append(error)
+            data["updates"] += 1
+        return envelope(0, "Success", {"errors": errors} if errors else {})
+
+    @staticmethod
+    def _update_sku(sku, product, seen):
+        sku_id = sku.get("id") if isinstance(sku, dict) else None
+        if not isinstance(sku_id, str) or not sku_id:
+            return {"code": 12052036, "message": "The SKU ID is necessary", "detail": {}}
+        if sku_id in seen:
+            return {"code": 12052553, "message": "Sku id duplicate",
+                    "detail": {"sku_id": sku_id}}
+        seen.add(sku_id)
+        item = product["skus"].get(sku_id)
+        if item is None:
+            return {"code": 12052556, "message": "The SKU id not exist.",
+                    "detail": {"sku_id": sku_id}}
+        inventory = sku.get("inventory")
+        if not isinstance(inventory, list) or len(inventory) != 1 or \
+                not isinstance(inventory[0], dict):
+            return {"code": 12019022, "message": "SKU must contain a valid warehouse.",
+                    "detail": {"sku_id": sku_id}}
+        inv = inventory[0]
+        wid = inv.get("warehouse_id")
+        if wid is not None and wid != item.get("warehouse_id"):
+            return {"code": 12052990, "message": "Check failed",
+                    "detail": {"sku_id": sku_id, "extra_errors": [
+                        {"warehouse_id": wid, "code": 12052097,
+                         "message": "The warehouse does not exist"}]}}
+        qty = inv.get("quantity")
+        # the reference says [1, 99999]; 0 (sold out) is accepted here, as
+        # MARKETPLACE_APIS.md section 5.2 says "non-negative" (unverified)
+        if not isinstance(qty, int) or isinstance(qty, bool) or qty < 0 or qty > MAX_QTY:
+            return {"code": 12052990, "message": "Check failed",
+                    "detail": {"sku_id": sku_id, "extra_errors": [
+                        {"warehouse_id": item.get("warehouse_id", ""), "code": 12052055,
+                         "message": "The SKU inventory quantity for the warehouse must "
+                                    "be within allowed limits."}]}}
+        item["quantity"] = qty
+        item["updates"] = item.get("updates", 0) + 1
+        return None
 
     def rate_limit(self, request, retry_after):
         return self.error(request, 429)
