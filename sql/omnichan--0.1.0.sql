@@ -184,8 +184,8 @@ VALUES
 	('walmart', 'token_endpoint', 'url', NULL, NULL, NULL, NULL, NULL, false, NULL,
 	 'https://marketplace.walmartapis.com/v3/token',
 	 'Token endpoint (POST /v3/token) used to obtain access tokens.'),
-	('walmart', 'feed_poll_ms', 'integer', 100, 3600000, NULL, NULL, NULL, false, '10000', NULL,
-	 'Milliseconds between two status polls of an inventory feed (GET /v3/feeds/{feedId}).'),
+	('walmart', 'feed_poll_interval', 'number', 0.1, 3600, NULL, NULL, NULL, false, NULL, '10',
+	 'Seconds between two status polls of an inventory feed (GET /v3/feeds/{feedId}).'),
 
 	-- tiktok
 	('tiktok', 'shop_cipher', 'string', NULL, NULL, '^[A-Za-z0-9_-]{1,128}$', NULL,

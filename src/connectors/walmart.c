@@ -12,7 +12,7 @@
  *	  [&shipNode=] with a multipart/form-data "file" part holding
  *	  {"InventoryHeader": {"version": "1.4"}, "Inventory": [...]}, answered
  *	  {"feedId"}; then the feed's status is polled (next_step, every
- *	  feed_poll_ms) with GET /v3/feeds/{feedId}?includeDetails=true&offset=
+ *	  feed_poll_interval) with GET /v3/feeds/{feedId}?includeDetails=true&offset=
  *	  &limit=50 until it is PROCESSED (or ERROR), reading every page of
  *	  itemDetails.itemIngestionStatus[] (sku, ingestionStatus,
  *	  ingestionErrors.ingestionError[]) back onto the listings.  Results of
@@ -36,7 +36,7 @@
 #define WALMART_BATCH		500
 #define WALMART_PAGE		50	/* itemIngestionStatus entries per status page (max 50) */
 #define WALMART_MAX_POLLS	120 /* status polls before giving up on a feed */
-#define WALMART_DEFAULT_POLL_MS 10000
+#define WALMART_DEFAULT_POLL_S 10.0
 #define WALMART_SVC_NAME	"Walmart Marketplace"
 
 /* keys a status page leaves on payload items (results of earlier pages) */
@@ -108,14 +108,14 @@ StatusUrl(ChannelConfig *ch, const char *feed_id, int offset)
 							UrlEncode(feed_id), offset, WALMART_PAGE));
 }
 
-/* PollDelayMs: the channel's feed_poll_ms */
+/* PollDelayMs: the channel's feed_poll_interval (seconds), in ms */
 static int
 PollDelayMs(ChannelConfig *ch)
 {
-	int64		ms = WALMART_DEFAULT_POLL_MS;
+	double		secs = WALMART_DEFAULT_POLL_S;
 
-	(void) OcJsonInt(OcJsonGet(ch->settings, "feed_poll_ms"), &ms);
-	return (int) Min(Max(ms, 100), 3600 * 1000);
+	(void) OcJsonNumber(OcJsonGet(ch->settings, "feed_poll_interval"), &secs);
+	return (int) (Min(Max(secs, 0.1), 3600.0) * 1000);
 }
 
 /*

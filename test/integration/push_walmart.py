@@ -81,7 +81,7 @@ def main():
               f"  JOIN product_product p ON p.id = q.product_id AND p.default_code = '{sku}')")
 
     c.sql(f"""SELECT omnichan.channel_create('wm', 'walmart', jsonb_build_object(
-                'ship_node', '{NODE}', 'push_interval', 0, 'feed_poll_ms', 200,
+                'ship_node', '{NODE}', 'push_interval', 0, 'feed_poll_interval', 0.2,
                 'endpoint', '{base}', 'token_endpoint', '{base}{TOKEN}'))""")
     c.sql(f"""SELECT omnichan.credentials_set('wm', jsonb_build_object(
                 'client_id', 'wm-client', 'client_secret', '{SECRET}'))""")
