@@ -138,8 +138,8 @@ SELECT results_eq(
 SELECT results_eq(
 	$$SELECT name, settings FROM omnichan.channel WHERE name LIKE 't-%' ORDER BY name$$,
 	$$VALUES
-	  ('t-amazon', '{"region": "na", "seller_id": "A2EXAMPLE1234", "token_endpoint": "https://api.amazon.com/auth/o2/token", "marketplace_ids": ["ATVPDKIKX0DER"]}'::jsonb),
-	  ('t-amazon-fe', '{"region": "fe", "seller_id": "A2EXAMPLE1234", "token_endpoint": "https://api.amazon.com/auth/o2/token", "marketplace_ids": ["A1VC38T7YXB528"]}'),
+	  ('t-amazon', '{"region": "na", "seller_id": "A2EXAMPLE1234", "token_endpoint": "https://api.amazon.com/auth/o2/token", "marketplace_ids": ["ATVPDKIKX0DER"], "feed_threshold": 20, "feed_poll_interval": 15}'::jsonb),
+	  ('t-amazon-fe', '{"region": "fe", "seller_id": "A2EXAMPLE1234", "token_endpoint": "https://api.amazon.com/auth/o2/token", "marketplace_ids": ["A1VC38T7YXB528"], "feed_threshold": 20, "feed_poll_interval": 15}'),
 	  ('t-daraz', '{"country": "pk", "token_endpoint": "https://api.daraz.pk/rest/auth/token/refresh"}'),
 	  ('t-ebay', '{"marketplace_id": "EBAY_GB", "token_endpoint": "https://api.ebay.com/identity/v1/oauth2/token"}'),
 	  ('t-etsy', '{"shop_id": 12345678, "token_endpoint": "https://openapi.etsy.com/v3/public/oauth/token"}'),
