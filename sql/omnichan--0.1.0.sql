@@ -3024,7 +3024,7 @@ BEGIN
     new_row.ship_city := omnichan._order_text(ship, 'city', 'shipping_address.city', 128);
     new_row.ship_zip := omnichan._order_text(ship, 'zip', 'shipping_address.zip', 32);
     new_row.ship_state := omnichan._order_text(ship, 'state', 'shipping_address.state', 128);
-    new_row.ship_country := upper(omnichan._order_text(ship, 'country', 'shipping_address.country', 2, false,
+    new_row.ship_country := upper(omnichan._order_text(ship, 'country', 'shipping_address.country', 64, false,
                                                        '^[A-Za-z]{2}$', 'an ISO 3166-1 alpha-2 country code such as "FR"'));
     new_row.ship_phone := omnichan._order_text(ship, 'phone', 'shipping_address.phone', 64);
     new_row.bill_name := omnichan._order_text(bill, 'name', 'billing_address.name', 255);
@@ -3033,10 +3033,10 @@ BEGIN
     new_row.bill_city := omnichan._order_text(bill, 'city', 'billing_address.city', 128);
     new_row.bill_zip := omnichan._order_text(bill, 'zip', 'billing_address.zip', 32);
     new_row.bill_state := omnichan._order_text(bill, 'state', 'billing_address.state', 128);
-    new_row.bill_country := upper(omnichan._order_text(bill, 'country', 'billing_address.country', 2, false,
+    new_row.bill_country := upper(omnichan._order_text(bill, 'country', 'billing_address.country', 64, false,
                                                        '^[A-Za-z]{2}$', 'an ISO 3166-1 alpha-2 country code such as "FR"'));
     new_row.bill_phone := omnichan._order_text(bill, 'phone', 'billing_address.phone', 64);
-    new_row.currency := upper(omnichan._order_text(o, 'currency', 'currency', 3, false,
+    new_row.currency := upper(omnichan._order_text(o, 'currency', 'currency', 64, false,
                                                    '^[A-Za-z]{3}$', 'an ISO 4217 currency code such as "EUR"'));
     new_row.ordered_at := ordered;
     new_row.items_total := omnichan._order_number(totals, 'items', 'totals.items');
