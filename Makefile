@@ -56,6 +56,10 @@ SHLIB_LINK  = $(CURL_LIBS)
 # Bitcode for JIT inlining is not worth a clang/llvm build dependency.
 override with_llvm = no
 
+# Rebuild objects when a header they include changes (src/*.h define
+# structures shared between files: a stale object is a crash).
+override autodepend = yes
+
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)

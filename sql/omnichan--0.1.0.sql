@@ -1708,6 +1708,9 @@ COMMENT ON TABLE omnichan.job IS
 CREATE INDEX job_queue_idx ON omnichan.job (not_before, id) WHERE state = 'queued';
 CREATE INDEX job_running_idx ON omnichan.job (id) WHERE state = 'running';
 CREATE INDEX job_channel_idx ON omnichan.job (channel_id) WHERE state IN ('queued', 'running');
+-- the worker's claim: groups of (channel, operation) and their next jobs
+CREATE INDEX job_queue_group_idx ON omnichan.job ((COALESCE(channel_id, 0)), operation, not_before, id)
+    WHERE state = 'queued';
 
 CREATE TABLE omnichan.sync_log (
     id              bigserial PRIMARY KEY,

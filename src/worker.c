@@ -277,6 +277,10 @@ static Oid	ExtensionOid = InvalidOid;
 static TimestampTz NextHousekeeping = 0;
 static TimestampTz NextConfigLoad = 0;
 static bool ConfigMaybeChanged = false;	/* woken by a commit since the last load */
+static TimestampTz PushDue = 0;	/* next push cycle; DT_NOEND = when woken */
+static SPIPlanPtr GroupsPlan = NULL;
+static SPIPlanPtr ClaimPlan = NULL;
+static SPIPlanPtr OutcomesPlan = NULL;
 static MemoryContext RequestsCxt = NULL;
 static HttpRequest **Inflight = NULL;	/* requests in flight */
 static int	NInflight = 0;
@@ -290,6 +294,7 @@ static void ClaimAndStart(void *arg);
 static void Housekeeping(void *arg);
 static double BackoffSeconds(int attempt);
 static void PushCycle(void *arg);
+static SPIPlanPtr KeepPlan(const char *sql, int nargs, Oid *argtypes);
 
 typedef struct Outcomes
 {
@@ -435,6 +440,25 @@ StartupTasks(void)
 	}
 	ThrottleLoadConfig();
 	NextConfigLoad = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+	PushDue = 0;
+}
+
+/*
+ * KeepPlan
+ *		Prepares a statement once for the life of the worker.  Plans follow
+ *		DROP/CREATE EXTENSION: the plan cache re-plans them when the tables
+ *		they use change.
+ */
+static SPIPlanPtr
+KeepPlan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare a worker statement: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep a worker statement");
+	return plan;
 }
 
 /* PushCycle: RunInTransaction wrapper of SyncPushCycle */
@@ -585,7 +609,8 @@ RecordOutcomes(void *arg)
 	values[15] = ARR(failures, NULL, INT4OID, 4, true, TYPALIGN_INT);
 #undef ARR
 
-	ret = SPI_execute_with_args(
+	if (OutcomesPlan == NULL)
+		OutcomesPlan = KeepPlan(
 								"WITH r AS ("
 								"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]), "
 								"       pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::bytea[]), "
@@ -636,7 +661,8 @@ RecordOutcomes(void *arg)
 								"                            WHEN (SELECT c.circuit FROM ch c WHERE c.channel_id = s.channel_id) IS NOT NULL "
 								"                            THEN NULL ELSE s.circuit_opened_at END, "
 								"   consecutive_failures = excluded.consecutive_failures",
-								16, argtypes, values, NULL, false, 0);
+								16, argtypes);
+	ret = SPI_execute_plan(OutcomesPlan, values, NULL, false, 0);
 	if (ret < 0)
 		elog(ERROR, "could not record request outcomes: %s", SPI_result_code_string(ret));
 
@@ -668,19 +694,37 @@ ClaimAndStart(void *arg)
 	int			ret;
 	int			dims[1];
 	int			lbs[1] = {1};
-	Oid			argtypes[3] = {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
-	Datum		values[3];
+	Datum		values[4];
 
 	result->next_due = 0;
 	result->started = 0;
 
-	/* the groups with due work, and the next due time of the others */
-	ret = SPI_execute("SELECT COALESCE(j.channel_id, 0), j.operation, "
-					  "       pg_catalog.min(j.not_before) <= pg_catalog.clock_timestamp(), pg_catalog.min(j.not_before) "
-					  "  FROM omnichan.job j "
-					  "  LEFT JOIN omnichan.channel_state s ON s.channel_id = j.channel_id "
-					  " WHERE j.state = 'queued' AND NOT COALESCE(s.paused, false) "
-					  " GROUP BY 1, 2", true, 0);
+	/*
+	 * The (channel, operation) groups with queued work and the first due
+	 * time of each: a loose index scan over job_queue_group_idx, so the
+	 * cost grows with the number of groups, not with the queue's length.
+	 */
+	if (GroupsPlan == NULL)
+		GroupsPlan = KeepPlan("WITH RECURSIVE g (ch, op) AS ("
+							  "  (SELECT COALESCE(j.channel_id, 0), j.operation FROM omnichan.job j "
+							  "    WHERE j.state = 'queued' "
+							  "    ORDER BY COALESCE(j.channel_id, 0), j.operation LIMIT 1) "
+							  "  UNION ALL "
+							  "  SELECT n.ch, n.op FROM g CROSS JOIN LATERAL ("
+							  "    SELECT COALESCE(j.channel_id, 0) AS ch, j.operation AS op FROM omnichan.job j "
+							  "     WHERE j.state = 'queued' AND (COALESCE(j.channel_id, 0), j.operation) > (g.ch, g.op) "
+							  "     ORDER BY COALESCE(j.channel_id, 0), j.operation LIMIT 1) n"
+							  ") "
+							  "SELECT g.ch, g.op, f.first <= $1, f.first "
+							  "  FROM g CROSS JOIN LATERAL ("
+							  "    SELECT j.not_before AS first FROM omnichan.job j "
+							  "     WHERE j.state = 'queued' AND COALESCE(j.channel_id, 0) = g.ch AND j.operation = g.op "
+							  "     ORDER BY j.not_before LIMIT 1) f "
+							  " WHERE NOT EXISTS (SELECT 1 FROM omnichan.channel_state s "
+							  "                    WHERE s.channel_id = g.ch AND s.paused)",
+							  1, (Oid[]) {TIMESTAMPTZOID});
+	values[0] = TimestampTzGetDatum(now);
+	ret = SPI_execute_plan(GroupsPlan, values, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the job queue: %s", SPI_result_code_string(ret));
 	ngroups = SPI_processed;
@@ -749,28 +793,27 @@ ClaimAndStart(void *arg)
 	values[0] = PointerGetDatum(construct_md_array(gch, NULL, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
 	values[1] = PointerGetDatum(construct_md_array(gop, NULL, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_md_array(glim, NULL, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
-	ret = SPI_execute_with_args(
-								"WITH lim AS ("
-								"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), "
-								"                           pg_catalog.unnest($3::int4[])) AS l(channel_id, operation, n)"
-								"), cand AS ("
-								"  SELECT j.id, l.n, pg_catalog.row_number() OVER (PARTITION BY l.channel_id, l.operation "
-								"                                                  ORDER BY j.not_before, j.id) AS rn "
-								"    FROM omnichan.job j "
-								"    JOIN lim l ON l.channel_id = COALESCE(j.channel_id, 0) AND l.operation = j.operation "
-								"   WHERE j.state = 'queued' AND j.not_before <= pg_catalog.clock_timestamp()"
-								"), locked AS ("
-								"  SELECT j.id FROM omnichan.job j "
-								"   WHERE j.id IN (SELECT c.id FROM cand c WHERE c.rn <= c.n) "
-								"     FOR UPDATE SKIP LOCKED"
-								") "
-								"UPDATE omnichan.job j SET state = 'running', attempts = j.attempts + 1, "
-								"       started_at = pg_catalog.clock_timestamp() "
-								"  FROM locked WHERE j.id = locked.id "
-								"RETURNING j.id, COALESCE(j.channel_id, 0), j.operation, j.method, j.url, "
-								"          ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(j.headers) h), "
-								"          j.body, j.attempts, j.max_attempts, j.payload::text",
-								3, argtypes, values, NULL, false, 0);
+	values[3] = TimestampTzGetDatum(now);
+	if (ClaimPlan == NULL)
+		ClaimPlan = KeepPlan("WITH lim AS ("
+							 "  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), "
+							 "                           pg_catalog.unnest($3::int4[])) AS l(channel_id, operation, n)"
+							 "), locked AS ("
+							 "  SELECT c.id FROM lim l CROSS JOIN LATERAL ("
+							 "    SELECT j.id FROM omnichan.job j "
+							 "     WHERE COALESCE(j.channel_id, 0) = l.channel_id AND j.operation = l.operation "
+							 "       AND j.state = 'queued' AND j.not_before <= $4 "
+							 "     ORDER BY j.not_before, j.id LIMIT l.n "
+							 "       FOR UPDATE OF j SKIP LOCKED) c"
+							 ") "
+							 "UPDATE omnichan.job j SET state = 'running', attempts = j.attempts + 1, "
+							 "       started_at = pg_catalog.clock_timestamp() "
+							 "  FROM locked WHERE j.id = locked.id "
+							 "RETURNING j.id, COALESCE(j.channel_id, 0), j.operation, j.method, j.url, "
+							 "          ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(j.headers) h), "
+							 "          j.body, j.attempts, j.max_attempts, j.payload::text",
+							 4, (Oid[]) {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID});
+	ret = SPI_execute_plan(ClaimPlan, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim jobs: %s", SPI_result_code_string(ret));
 
@@ -855,7 +898,7 @@ omnichan_worker_main(Datum arg)
 	HttpRequest **done = NULL;
 	int			ndone = 0;
 	long		timeout = 0;
-	TimestampTz next_push = 0;
+	bool		woken;
 	MemoryContext loop_cxt;
 
 	strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof(dbname));
@@ -892,7 +935,8 @@ omnichan_worker_main(Datum arg)
 		ndone = 0;
 		done = NULL;
 		pgstat_report_activity(STATE_IDLE, NULL);
-		if (HttpWait(timeout, &done, &ndone))
+		woken = HttpWait(timeout, &done, &ndone);
+		if (woken)
 			ConfigMaybeChanged = true;
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -908,7 +952,12 @@ omnichan_worker_main(Datum arg)
 
 			now = GetCurrentTimestamp();
 			for (i = 0; i < ndone; i++)
+			{
 				ThrottleFinish(done[i], now, &o.reports[i]);
+				/* a finished push may leave listings to push again */
+				if (done[i]->channel_id != 0)
+					PushDue = 0;
+			}
 			for (i = 0; i < NInflight; i++)
 			{
 				int			k;
@@ -938,10 +987,22 @@ omnichan_worker_main(Datum arg)
 			NextHousekeeping = TimestampTzPlusMilliseconds(now, 60 * 1000);
 		}
 
-		next_push = 0;
-		if (ExtensionReady &&
-			!RunInTransaction(PushCycle, &next_push, "queuing stock pushes"))
-			next_push = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+		/*
+		 * The push cycle runs when something may have changed: a commit woke
+		 * us (stock, listings, channels), a connector job finished, or a
+		 * channel's push is due — not after every batch of plain requests.
+		 */
+		if (woken)
+			PushDue = 0;
+		if (ExtensionReady && GetCurrentTimestamp() >= PushDue)
+		{
+			TimestampTz next_push = 0;
+
+			if (!RunInTransaction(PushCycle, &next_push, "queuing stock pushes"))
+				PushDue = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+			else
+				PushDue = (next_push != 0) ? next_push : DT_NOEND;
+		}
 
 		if (ExtensionReady)
 		{
@@ -996,12 +1057,12 @@ omnichan_worker_main(Datum arg)
 			TimestampDifference(GetCurrentTimestamp(), claim.next_due, &secs, &usecs);
 			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
 		}
-		if (ExtensionReady && next_push != 0)
+		if (ExtensionReady && PushDue != DT_NOEND)
 		{
 			long		secs;
 			int			usecs;
 
-			TimestampDifference(GetCurrentTimestamp(), next_push, &secs, &usecs);
+			TimestampDifference(GetCurrentTimestamp(), PushDue, &secs, &usecs);
 			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
 		}
 		if (claim.started > 0)
