@@ -57,6 +57,8 @@
 
 /* most push jobs queued per channel and cycle (bounds a full resync's burst) */
 #define MAX_JOBS_PER_CYCLE	40
+/* the operation of plain requests (http_enqueue): no connector involved */
+#define PLAIN_OPERATION		"http"
 /* a token is renewed this long before it expires */
 #define TOKEN_MARGIN_S		60
 /* wait before asking again for a token after a refusal */
@@ -614,8 +616,12 @@ SyncChannelReady(int32 channel_id, const char *operation, TimestampTz now)
 {
 	ChannelCache *cc = CacheLookup(channel_id);
 
-	if (cc == NULL || cc->connector == NULL)
-		return true;			/* plain HTTP jobs of the channel */
+	/*
+	 * Plain requests (omnichan.http_enqueue's operation "http") are sent as
+	 * queued, without the connector's authentication.
+	 */
+	if (cc == NULL || cc->connector == NULL || strcmp(operation, PLAIN_OPERATION) == 0)
+		return true;
 	if (cc->secrets == NULL)
 		return strcmp(operation, "auth") != 0 && !cc->connector->needs_token;
 	if (!cc->connector->needs_token || strcmp(operation, "auth") == 0)
@@ -659,7 +665,8 @@ SyncPrepare(HttpRequest *req)
 	MemoryContext old = CurrentMemoryContext;
 	volatile bool ok = true;
 
-	if (req->channel_id == 0 || cc == NULL || cc->connector == NULL)
+	if (req->channel_id == 0 || cc == NULL || cc->connector == NULL ||
+		strcmp(req->operation, PLAIN_OPERATION) == 0)
 		return true;
 	if (cc->secrets == NULL && (cc->connector->needs_token || strcmp(req->operation, "auth") == 0))
 	{
@@ -729,6 +736,7 @@ SyncThrottled(HttpRequest *req)
 	ChannelCache *cc = CacheLookup(req->channel_id);
 
 	if (cc == NULL || cc->connector == NULL || cc->connector->throttled == NULL ||
+		strcmp(req->operation, PLAIN_OPERATION) == 0 ||
 		req->error != NULL || req->status < 200 || req->status >= 300)
 		return -1;
 	return cc->connector->throttled(&cc->config, req);

@@ -183,7 +183,9 @@ def main():
           str([e["fault"] for e in entries]))
     gaps = [round(b["time"] - a["time"], 3) for a, b in zip(entries, entries[1:])]
     check("each retry waits what the cost says ((requested - available) / restoreRate = 0.3 s)",
-          len(gaps) == 3 and all(g >= 0.25 for g in gaps), str(gaps))
+          # (arrival times are taken by the mock, whose threads may lag
+          # under load: each gap >= 0.2 s and the three together >= 0.85 s)
+          len(gaps) == 3 and all(g >= 0.2 for g in gaps) and sum(gaps) >= 0.85, str(gaps))
     mockctl.clear_faults(port)
 
     # 6. kill -9 of the worker mid-call
