@@ -57,8 +57,6 @@
 
 /* most push jobs queued per channel and cycle (bounds a full resync's burst) */
 #define MAX_JOBS_PER_CYCLE	40
-/* the operation of plain requests (http_enqueue): no connector involved */
-#define PLAIN_OPERATION		"http"
 /* a token is renewed this long before it expires */
 #define TOKEN_MARGIN_S		60
 /* wait before asking again for a token after a refusal */
@@ -616,11 +614,7 @@ SyncChannelReady(int32 channel_id, const char *operation, TimestampTz now)
 {
 	ChannelCache *cc = CacheLookup(channel_id);
 
-	/*
-	 * Plain requests (omnichan.http_enqueue's operation "http") are sent as
-	 * queued, without the connector's authentication.
-	 */
-	if (cc == NULL || cc->connector == NULL || strcmp(operation, PLAIN_OPERATION) == 0)
+	if (cc == NULL || cc->connector == NULL)
 		return true;
 	if (cc->secrets == NULL)
 		return strcmp(operation, "auth") != 0 && !cc->connector->needs_token;
@@ -665,8 +659,12 @@ SyncPrepare(HttpRequest *req)
 	MemoryContext old = CurrentMemoryContext;
 	volatile bool ok = true;
 
+	/*
+	 * Plain requests (omnichan.http_enqueue: no payload) are sent as queued,
+	 * without the connector's authentication.
+	 */
 	if (req->channel_id == 0 || cc == NULL || cc->connector == NULL ||
-		strcmp(req->operation, PLAIN_OPERATION) == 0)
+		(req->payload == NULL && strcmp(req->operation, "auth") != 0))
 		return true;
 	if (cc->secrets == NULL && (cc->connector->needs_token || strcmp(req->operation, "auth") == 0))
 	{
@@ -736,7 +734,7 @@ SyncThrottled(HttpRequest *req)
 	ChannelCache *cc = CacheLookup(req->channel_id);
 
 	if (cc == NULL || cc->connector == NULL || cc->connector->throttled == NULL ||
-		strcmp(req->operation, PLAIN_OPERATION) == 0 ||
+		req->payload == NULL ||
 		req->error != NULL || req->status < 200 || req->status >= 300)
 		return -1;
 	return cc->connector->throttled(&cc->config, req);

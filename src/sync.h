@@ -23,8 +23,9 @@
 extern void SyncPushCycle(TimestampTz *next_due);
 
 /*
- * Inside the claim transaction: may jobs of (channel, operation) start now?
- * Queues the token request of a channel that needs one.
+ * Inside the claim transaction: may the connector's jobs of (channel,
+ * operation) start now?  Queues the token request of a channel that needs
+ * one.  Plain requests (no payload) of the channel start anyway.
  */
 extern bool SyncChannelReady(int32 channel_id, const char *operation, TimestampTz now);
 

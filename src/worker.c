@@ -688,13 +688,14 @@ ClaimAndStart(void *arg)
 	SPITupleTable *groups;
 	Datum	   *gch,
 			   *gop,
-			   *glim;
+			   *glim,
+			   *gready;
 	int			nclaim = 0;
 	uint64		row;
 	int			ret;
 	int			dims[1];
 	int			lbs[1] = {1};
-	Datum		values[4];
+	Datum		values[5];
 
 	result->next_due = 0;
 	result->started = 0;
@@ -732,6 +733,7 @@ ClaimAndStart(void *arg)
 	gch = palloc(sizeof(Datum) * Max(ngroups, 1));
 	gop = palloc(sizeof(Datum) * Max(ngroups, 1));
 	glim = palloc(sizeof(Datum) * Max(ngroups, 1));
+	gready = palloc(sizeof(Datum) * Max(ngroups, 1));
 
 	/*
 	 * Reload the flow-control configuration before starting anything when a
@@ -757,6 +759,7 @@ ClaimAndStart(void *arg)
 		TimestampTz first = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
 		TimestampTz retry_at = 0;
 		int			allowed;
+		bool		ready;
 
 		if (!due)
 		{
@@ -764,14 +767,14 @@ ClaimAndStart(void *arg)
 				result->next_due = first;
 			continue;
 		}
-		if (ch != 0 && !SyncChannelReady(ch, op, now))
+		ready = (ch == 0 || SyncChannelReady(ch, op, now));
+		if (!ready)
 		{
 			/* waiting for a token: its request may have just been queued */
 			TimestampTz soon = TimestampTzPlusMilliseconds(now, 100);
 
 			if (result->next_due == 0 || soon < result->next_due)
 				result->next_due = soon;
-			continue;
 		}
 		allowed = Min(ThrottleAllowance(ch, op, now, &retry_at), room);
 		if (allowed <= 0)
@@ -783,6 +786,7 @@ ClaimAndStart(void *arg)
 		gch[nclaim] = Int32GetDatum(ch);
 		gop[nclaim] = CStringGetTextDatum(op);
 		glim[nclaim] = Int32GetDatum(allowed);
+		gready[nclaim] = BoolGetDatum(ready);
 		nclaim++;
 		room -= allowed;
 	}
@@ -794,15 +798,18 @@ ClaimAndStart(void *arg)
 	values[1] = PointerGetDatum(construct_md_array(gop, NULL, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_md_array(glim, NULL, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
 	values[3] = TimestampTzGetDatum(now);
+	values[4] = PointerGetDatum(construct_md_array(gready, NULL, 1, dims, lbs, BOOLOID, 1, true, TYPALIGN_CHAR));
 	if (ClaimPlan == NULL)
 		ClaimPlan = KeepPlan("WITH lim AS ("
 							 "  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), "
-							 "                           pg_catalog.unnest($3::int4[])) AS l(channel_id, operation, n)"
+							 "                           pg_catalog.unnest($3::int4[]), pg_catalog.unnest($5::bool[])) "
+							 "       AS l(channel_id, operation, n, ready)"
 							 "), locked AS ("
 							 "  SELECT c.id FROM lim l CROSS JOIN LATERAL ("
 							 "    SELECT j.id FROM omnichan.job j "
 							 "     WHERE COALESCE(j.channel_id, 0) = l.channel_id AND j.operation = l.operation "
 							 "       AND j.state = 'queued' AND j.not_before <= $4 "
+							 "       AND (l.ready OR (j.payload IS NULL AND j.operation <> 'auth')) "
 							 "     ORDER BY j.not_before, j.id LIMIT l.n "
 							 "       FOR UPDATE OF j SKIP LOCKED) c"
 							 ") "
@@ -812,7 +819,7 @@ ClaimAndStart(void *arg)
 							 "RETURNING j.id, COALESCE(j.channel_id, 0), j.operation, j.method, j.url, "
 							 "          ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(j.headers) h), "
 							 "          j.body, j.attempts, j.max_attempts, j.payload::text",
-							 4, (Oid[]) {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID});
+							 5, (Oid[]) {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID, BOOLARRAYOID});
 	ret = SPI_execute_plan(ClaimPlan, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim jobs: %s", SPI_result_code_string(ret));
