@@ -237,3 +237,37 @@ HmacSha256Hex(const char *key, size_t keylen, const char *data, size_t len)
 	PG_END_TRY();
 	return hex;
 }
+
+/*
+ * ParseAccessToken
+ *		An OAuth-style token answer: {"access_token", "expires_in", ...}.
+ *		On failure, *error names the endpoint (who) and carries the first
+ *		message found at one of error_paths (NULL-terminated), never a value
+ *		of the request.
+ */
+bool
+ParseAccessToken(HttpRequest *req, const char *who, int64 default_secs,
+				 const char *const *error_paths, char **token, int *expires_in, char **error)
+{
+	OcJson	   *doc = OcJsonParse(req->response.data, req->response.len, error);
+	const char *t;
+	int64		secs = default_secs;
+
+	if (doc == NULL)
+		return false;
+	t = OcJsonString(OcJsonGet(doc, "access_token"));
+	if (t == NULL || *t == '\0')
+	{
+		const char *msg = NULL;
+		int			i;
+
+		for (i = 0; error_paths[i] != NULL && msg == NULL; i++)
+			msg = OcJsonString(OcJsonPath(doc, error_paths[i]));
+		*error = psprintf("%s token endpoint: %s", who, msg ? msg : "no access_token in the answer");
+		return false;
+	}
+	(void) OcJsonInt(OcJsonGet(doc, "expires_in"), &secs);
+	*token = pstrdup(t);
+	*expires_in = (int) Max(secs, 60);
+	return true;
+}

@@ -146,6 +146,11 @@ extern const char *SettingString(ChannelConfig *ch, const char *key);
 extern const char *SecretString(OcJson *secrets, const char *key);
 extern char *JoinUrl(const char *base, const char *path);
 
+/* an OAuth-style token answer (access_token, expires_in) */
+extern bool ParseAccessToken(HttpRequest *req, const char *who, int64 default_secs,
+							 const char *const *error_paths, char **token,
+							 int *expires_in, char **error);
+
 /* HMAC-SHA256 (PostgreSQL's common code), as lower-case hex */
 extern char *HmacSha256Hex(const char *key, size_t keylen, const char *data, size_t len);
 

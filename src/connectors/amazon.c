@@ -685,27 +685,9 @@ AmazonBuildToken(ChannelConfig *ch, OcJson *secrets, HttpRequest *req)
 static bool
 AmazonParseToken(HttpRequest *req, char **token, int *expires_in, char **error)
 {
-	OcJson	   *doc = OcJsonParse(req->response.data, req->response.len, error);
-	const char *t;
-	int64		secs = 3600;
+	static const char *const errors[] = {"error_description", "error", NULL};
 
-	if (doc == NULL)
-		return false;
-	t = OcJsonString(OcJsonGet(doc, "access_token"));
-	if (t == NULL || *t == '\0')
-	{
-		const char *code = OcJsonString(OcJsonGet(doc, "error"));
-		const char *msg = OcJsonString(OcJsonGet(doc, "error_description"));
-
-		*error = psprintf("LWA token endpoint: %s%s%s", code ? code : "",
-						  code && msg ? ": " : "",
-						  msg ? msg : (code ? "" : "no access_token in the answer"));
-		return false;
-	}
-	(void) OcJsonInt(OcJsonGet(doc, "expires_in"), &secs);
-	*token = pstrdup(t);
-	*expires_in = (int) Max(secs, 60);
-	return true;
+	return ParseAccessToken(req, "LWA", 3600, errors, token, expires_in, error);
 }
 
 /*

@@ -170,24 +170,9 @@ EbayBuildToken(ChannelConfig *ch, OcJson *secrets, HttpRequest *req)
 static bool
 EbayParseToken(HttpRequest *req, char **token, int *expires_in, char **error)
 {
-	OcJson	   *doc = OcJsonParse(req->response.data, req->response.len, error);
-	const char *t;
-	int64		secs = 7200;
+	static const char *const errors[] = {"error_description", "error", NULL};
 
-	if (doc == NULL)
-		return false;
-	t = OcJsonString(OcJsonGet(doc, "access_token"));
-	if (t == NULL || *t == '\0')
-	{
-		const char *msg = OcJsonString(OcJsonGet(doc, "error_description"));
-
-		*error = psprintf("eBay token endpoint: %s", msg ? msg : "no access_token in the answer");
-		return false;
-	}
-	(void) OcJsonInt(OcJsonGet(doc, "expires_in"), &secs);
-	*token = pstrdup(t);
-	*expires_in = (int) Max(secs, 60);
-	return true;
+	return ParseAccessToken(req, "eBay", 7200, errors, token, expires_in, error);
 }
 
 /* EbayAuthorize: Bearer user access token */

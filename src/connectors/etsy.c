@@ -445,26 +445,9 @@ EtsyBuildToken(ChannelConfig *ch, OcJson *secrets, HttpRequest *req)
 static bool
 EtsyParseToken(HttpRequest *req, char **token, int *expires_in, char **error)
 {
-	OcJson	   *doc = OcJsonParse(req->response.data, req->response.len, error);
-	const char *t;
-	int64		secs = 3600;
+	static const char *const errors[] = {"error_description", "error", NULL};
 
-	if (doc == NULL)
-		return false;
-	t = OcJsonString(OcJsonGet(doc, "access_token"));
-	if (t == NULL || *t == '\0')
-	{
-		const char *msg = OcJsonString(OcJsonGet(doc, "error_description"));
-
-		if (msg == NULL)
-			msg = OcJsonString(OcJsonGet(doc, "error"));
-		*error = psprintf("Etsy token endpoint: %s", msg ? msg : "no access_token in the answer");
-		return false;
-	}
-	(void) OcJsonInt(OcJsonGet(doc, "expires_in"), &secs);
-	*token = pstrdup(t);
-	*expires_in = (int) Max(secs, 60);
-	return true;
+	return ParseAccessToken(req, "Etsy", 3600, errors, token, expires_in, error);
 }
 
 /* EtsyRotatedSecret: the refresh token that replaces the one just used */

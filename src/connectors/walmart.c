@@ -444,26 +444,9 @@ WalmartBuildToken(ChannelConfig *ch, OcJson *secrets, HttpRequest *req)
 static bool
 WalmartParseToken(HttpRequest *req, char **token, int *expires_in, char **error)
 {
-	OcJson	   *doc = OcJsonParse(req->response.data, req->response.len, error);
-	const char *t;
-	int64		secs = 900;
+	static const char *const errors[] = {"errors.0.message", "error.0.description", NULL};
 
-	if (doc == NULL)
-		return false;
-	t = OcJsonString(OcJsonGet(doc, "access_token"));
-	if (t == NULL || *t == '\0')
-	{
-		const char *msg = OcJsonString(OcJsonPath(doc, "errors.0.message"));
-
-		if (msg == NULL)
-			msg = OcJsonString(OcJsonPath(doc, "error.0.description"));
-		*error = psprintf("Walmart token endpoint: %s", msg ? msg : "no access_token in the answer");
-		return false;
-	}
-	(void) OcJsonInt(OcJsonGet(doc, "expires_in"), &secs);
-	*token = pstrdup(t);
-	*expires_in = (int) Max(secs, 60);
-	return true;
+	return ParseAccessToken(req, "Walmart", 900, errors, token, expires_in, error);
 }
 
 /* WalmartAuthorize: the access token and a fresh correlation id */
