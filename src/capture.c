@@ -20,8 +20,9 @@
  * one parameterized query per statement resolves them.  A change of a
  * channel records product 0, which means "every product".
  *
- * The product ids go into omnichan.stock_dirty_log with one INSERT per
- * statement, after removing those this transaction already recorded (a
+ * The product ids go into omnichan.stock_dirty_log, written directly with
+ * the table access method (no SQL: the log has no index, trigger or rule),
+ * after removing those this transaction already recorded (a
  * per-transaction hash that forgets what an aborted subtransaction recorded).
  * The log is append-only, so concurrent Odoo transactions never wait for each
  * other on it; the worker folds it into the coalesced set omnichan.stock_dirty
@@ -44,8 +45,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -178,12 +182,14 @@ static void CollectChanged(Tuplestorestate *old_ts, Tuplestorestate *new_ts, Tup
 						   const CaptureTable *table, int key_att, int tmpl_att,
 						   IdList *ids, IdList *tmpl_ids);
 static void MapThrough(CaptureMap map, IdList *keys, IdList *products);
-static void Record(IdList *products);
+static void Record(IdList *products, Oid logrelid, bool *spi_connected);
+static bool InsertDirect(IdList *ids, Oid logrelid);
+static void InsertWithSql(IdList *ids, bool *spi_connected);
 static ArrayType *IdArray(IdList *list);
 static void CaptureXactCallback(XactEvent event, void *arg);
 static void CaptureSubXactCallback(SubXactEvent event, SubTransactionId mySubid,
 								   SubTransactionId parentSubid, void *arg);
-static bool LogTableUsable(void);
+static Oid	LogTableOid(void);
 
 PG_FUNCTION_INFO_V1(omnichan_capture);
 PG_FUNCTION_INFO_V1(omnichan_capture_wakeups);
@@ -476,14 +482,11 @@ MapThrough(CaptureMap map, IdList *keys, IdList *products)
  *		log, with one INSERT.
  */
 static void
-Record(IdList *products)
+Record(IdList *products, Oid logrelid, bool *spi_connected)
 {
 	IdList		fresh = {NULL, 0, 0};
 	SubTransactionId subid = GetCurrentSubTransactionId();
-	Datum		values[1];
-	Oid			argtypes[1] = {INT4ARRAYOID};
 	int			i;
-	int			ret;
 
 	if (Recorded == NULL)
 	{
@@ -509,7 +512,68 @@ Record(IdList *products)
 	}
 	if (fresh.n == 0)
 		return;
+	if (!InsertDirect(&fresh, logrelid))
+		InsertWithSql(&fresh, spi_connected);
+}
 
+/*
+ * InsertDirect
+ *		Appends the rows with the table access method, without SQL: the log
+ *		is a plain two-column table with no index, trigger or rule, so
+ *		nothing else has to happen for an insert.  Returns false (nothing
+ *		written) when the table is not exactly that, and SQL must be used.
+ */
+static bool
+InsertDirect(IdList *ids, Oid logrelid)
+{
+	Relation	rel = table_open(logrelid, RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	TupleTableSlot *slot;
+	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	int			i;
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhasindex ||
+		rel->rd_rel->relhasrules || rel->trigdesc != NULL || desc->natts != 2 ||
+		TupleDescAttr(desc, 0)->atttypid != INT4OID ||
+		TupleDescAttr(desc, 1)->atttypid != TIMESTAMPTZOID ||
+		TupleDescAttr(desc, 0)->attisdropped || TupleDescAttr(desc, 1)->attisdropped)
+	{
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+	slot = table_slot_create(rel, NULL);
+	for (i = 0; i < ids->n; i++)
+	{
+		ExecClearTuple(slot);
+		slot->tts_values[0] = Int32GetDatum(ids->ids[i]);
+		slot->tts_values[1] = now;
+		slot->tts_isnull[0] = false;
+		slot->tts_isnull[1] = false;
+		ExecStoreVirtualTuple(slot);
+		simple_table_tuple_insert(rel, slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_close(rel, RowExclusiveLock);
+	return true;
+}
+
+/*
+ * InsertWithSql
+ *		Appends the rows with one INSERT (when the log table was altered).
+ */
+static void
+InsertWithSql(IdList *ids, bool *spi_connected)
+{
+	Datum		values[1];
+	Oid			argtypes[1] = {INT4ARRAYOID};
+	int			ret;
+
+	if (!*spi_connected)
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		*spi_connected = true;
+	}
 	if (InsertPlan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare("INSERT INTO omnichan.stock_dirty_log (product_id) "
@@ -520,26 +584,28 @@ Record(IdList *products)
 				 SPI_result_code_string(SPI_result));
 		InsertPlan = plan;
 	}
-	values[0] = PointerGetDatum(IdArray(&fresh));
+	values[0] = PointerGetDatum(IdArray(ids));
 	ret = SPI_execute_plan(InsertPlan, values, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "change-capture insert failed: %s", SPI_result_code_string(ret));
 }
 
 /*
- * LogTableUsable
- *		Whether omnichan's log table is there.  When it is not, warn (at most
- *		once a minute per process) and count the miss.
+ * LogTableOid
+ *		The OID of omnichan's log table, or InvalidOid when it is missing:
+ *		then warn (at most once a minute per process) and count the miss.
  */
-static bool
-LogTableUsable(void)
+static Oid
+LogTableOid(void)
 {
 	Oid			nsp = get_namespace_oid("omnichan", true);
 	OmnichanDbSlot *slot;
 	TimestampTz now;
 
-	if (OidIsValid(nsp) && OidIsValid(get_relname_relid("stock_dirty_log", nsp)))
-		return true;
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("stock_dirty_log", nsp) : InvalidOid;
+
+	if (OidIsValid(relid))
+		return relid;
 
 	slot = OmnichanDbSlotFor(MyDatabaseId);
 	if (slot != NULL)
@@ -554,7 +620,7 @@ LogTableUsable(void)
 				 errdetail("The write goes on, but marketplace channels will not hear of this change."),
 				 errhint("Reinstall with DROP EXTENSION omnichan; CREATE EXTENSION omnichan; then run omnichan.full_resync for each channel.")));
 	}
-	return false;
+	return InvalidOid;
 }
 
 /*
@@ -574,6 +640,8 @@ omnichan_capture(PG_FUNCTION_ARGS)
 	IdList		tmpl_ids = {NULL, 0, 0};
 	IdList		products = {NULL, 0, 0};
 	TriggerEvent ev;
+	Oid			logrelid;
+	bool		spi_connected = false;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -623,11 +691,18 @@ omnichan_capture(PG_FUNCTION_ARGS)
 
 	if (keys.n == 0 && tmpl_ids.n == 0)
 		return PointerGetDatum(NULL);
-	if (!LogTableUsable())
+	logrelid = LogTableOid();
+	if (!OidIsValid(logrelid))
 		return PointerGetDatum(NULL);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	/* only the mappings through another table need SQL */
+	if (table->map != MAP_PRODUCT_COLUMN && table->map != MAP_ALL_PRODUCTS &&
+		!(table->map == MAP_BOM && tmpl_ids.n == 0))
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		spi_connected = true;
+	}
 	switch (table->map)
 	{
 		case MAP_PRODUCT_COLUMN:
@@ -646,8 +721,9 @@ omnichan_capture(PG_FUNCTION_ARGS)
 			break;
 	}
 	if (products.n > 0)
-		Record(&products);
-	SPI_finish();
+		Record(&products, logrelid, &spi_connected);
+	if (spi_connected)
+		SPI_finish();
 
 	return PointerGetDatum(NULL);
 }
