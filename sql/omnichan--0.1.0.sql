@@ -1790,7 +1790,8 @@ CREATE TABLE omnichan.progress (
     finished_at     timestamptz
 );
 COMMENT ON TABLE omnichan.progress IS
-'Long operations (full resyncs, backfills) and how far they got; see the omnichan.progress_status view.';
+'Long operations (full resyncs, backfills) and how far they got; see the omnichan.progress_status view. A full resync is started_at = the time it was requested (omnichan.full_resync); a newer request closes the running row (finished_at set, done as reached) and starts a new one.';
+CREATE INDEX progress_channel_idx ON omnichan.progress (channel_id, operation, started_at);
 
 -- Ask the current transaction to wake the worker when it commits.
 CREATE FUNCTION omnichan._wake_on_commit()
@@ -1966,37 +1967,21 @@ $$;
 COMMENT ON FUNCTION omnichan.set_order_cursor(text, timestamptz) IS
 'Re-pull the channel''s orders changed since the given time (existing orders are updated, never duplicated).';
 
-CREATE VIEW omnichan.channel_status AS
-SELECT c.id AS channel_id, c.name AS channel, c.kind,
-       CASE WHEN NOT c.active THEN 'inactive'
-            WHEN COALESCE(s.paused, false) THEN 'paused'
-            WHEN s.circuit = 'open' THEN 'circuit open'
-            WHEN s.circuit = 'half_open' THEN 'circuit half-open'
-            ELSE 'active' END AS state,
-       s.last_push_at, s.last_pull_at, s.last_success_at,
-       now() - LEAST(s.last_push_at, s.last_pull_at) AS lag,
-       (SELECT count(*) FROM omnichan.job j WHERE j.channel_id = c.id AND j.state IN ('queued', 'running')) AS backlog,
-       (SELECT count(*) FROM omnichan.sync_log l
-         WHERE l.channel_id = c.id AND l.at > now() - interval '1 hour' AND l.outcome <> 'succeeded') AS errors_last_hour,
-       LEAST(s.next_push_at, s.next_pull_at) AS next_run,
-       s.last_error, s.last_error_at, s.consecutive_failures
-  FROM omnichan.channel c
-  LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id;
-COMMENT ON VIEW omnichan.channel_status IS
-'Health of every channel: state (active, paused, circuit open, inactive), last push/pull and success, lag, queued requests, failed attempts in the last hour, next run, last error.';
-
+-- rate and ETA over the time elapsed so far (up to now while running, so a
+-- stalled operation shows its rate falling and its ETA growing)
 CREATE VIEW omnichan.progress_status AS
 SELECT p.id, c.name AS channel, p.operation, p.done, p.total,
-       CASE WHEN p.total = 0 THEN 100 ELSE round(100.0 * p.done / p.total, 1) END AS percent,
-       CASE WHEN p.updated_at > p.started_at
-            THEN round(p.done / extract(epoch FROM p.updated_at - p.started_at)::numeric, 1) END AS per_second,
-       CASE WHEN p.finished_at IS NULL AND p.done > 0 AND p.updated_at > p.started_at
-            THEN (p.total - p.done) * ((p.updated_at - p.started_at) / p.done) END AS eta,
+       CASE WHEN p.total = 0 THEN 100.0 ELSE LEAST(100.0, round(100.0 * p.done / p.total, 1)) END AS percent,
+       CASE WHEN e.secs > 0 THEN round(p.done / e.secs, 2) END AS per_second,
+       CASE WHEN p.finished_at IS NOT NULL THEN interval '0'
+            WHEN p.done > 0 AND e.secs > 0
+            THEN pg_catalog.make_interval(secs => (GREATEST(p.total - p.done, 0) * e.secs / p.done)::double precision) END AS eta,
        p.started_at, p.updated_at, p.finished_at
   FROM omnichan.progress p
+  CROSS JOIN LATERAL (SELECT extract(epoch FROM COALESCE(p.finished_at, now()) - p.started_at) AS secs) e
   LEFT JOIN omnichan.channel c ON c.id = p.channel_id;
 COMMENT ON VIEW omnichan.progress_status IS
-'Long operations: done of total, percent, rate and estimated time left (like pg_stat_progress_*).';
+'Long operations: done of total, percent, rate (per second since the start, up to now while running) and estimated time left (0 once finished; a finished row below 100 % was replaced by a newer request).';
 
 REVOKE ALL ON FUNCTION omnichan._wake_on_commit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan._channel_id(text) FROM PUBLIC;
@@ -2375,6 +2360,29 @@ SELECT c.name AS channel, l.sku, l.product_id, p.default_code, l.target_qty, l.p
   JOIN public.product_product p ON p.id = l.product_id;
 COMMENT ON VIEW omnichan.listing_status IS
 'Every listing: what it should show, what the marketplace last accepted and when, whether a push is in flight, and the marketplace''s last error.';
+
+-- (defined here: it counts the listings waiting to be pushed)
+CREATE VIEW omnichan.channel_status AS
+SELECT c.id AS channel_id, c.name AS channel, c.kind,
+       CASE WHEN NOT c.active THEN 'inactive'
+            WHEN COALESCE(s.paused, false) THEN 'paused'
+            WHEN s.circuit = 'open' THEN 'circuit open'
+            WHEN s.circuit = 'half_open' THEN 'circuit half-open'
+            ELSE 'active' END AS state,
+       s.last_push_at, s.last_pull_at, s.last_success_at,
+       now() - LEAST(s.last_push_at, s.last_pull_at) AS lag,
+       (SELECT count(*) FROM omnichan.job j WHERE j.channel_id = c.id AND j.state IN ('queued', 'running')) AS backlog,
+       (SELECT count(*) FROM omnichan.sync_log l
+         WHERE l.channel_id = c.id AND l.at > now() - interval '1 hour' AND l.outcome <> 'succeeded') AS errors_last_hour,
+       LEAST(s.next_push_at, s.next_pull_at) AS next_run,
+       s.last_error, s.last_error_at, s.consecutive_failures,
+       (SELECT count(*) FROM omnichan.listing li
+         WHERE li.channel_id = c.id AND li.push_job_id IS NULL
+           AND li.target_qty IS DISTINCT FROM li.pushed_qty) AS listings_to_push
+  FROM omnichan.channel c
+  LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id;
+COMMENT ON VIEW omnichan.channel_status IS
+'Health of every channel: state (active, paused, circuit open, inactive), last push/pull and success, lag, queued requests, failed attempts in the last hour, next run, last error, listings waiting to be pushed (e.g. while paused: pushes are built when sent, with the quantities of that moment).';
 
 REVOKE ALL ON FUNCTION omnichan._credentials_check(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.credentials_set(text, jsonb) FROM PUBLIC;

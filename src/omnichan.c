@@ -107,8 +107,9 @@ _PG_init(void)
 	DefineCustomIntVariable("omnichan.naptime",
 							"Longest time a sync worker sleeps when it has nothing to do.",
 							"Workers are woken at once by commits that change stock or queue work; "
-							"this only bounds how late time-based work (retries, schedules, "
-							"housekeeping) can start.",
+							"this only bounds how late time-based work (retries, schedules) "
+							"can start. Housekeeping (sync_log retention) runs every "
+							"min(60 s, 10 x naptime).",
 							&omnichan_naptime,
 							10000, 10, 3600 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
@@ -202,8 +203,9 @@ _PG_init(void)
 
 	DefineCustomIntVariable("omnichan.sync_log_retention",
 							"How long request attempts and finished jobs are kept.",
-							"The sync worker deletes older omnichan.sync_log rows and finished "
-							"omnichan.job rows, in bounded batches.",
+							"The sync worker deletes older omnichan.sync_log rows, finished "
+							"omnichan.job rows and finished omnichan.progress rows, in bounded "
+							"batches, every min(60 s, 10 x omnichan.naptime).",
 							&omnichan_sync_log_retention,
 							7 * 24 * 3600, 60, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,

@@ -26,6 +26,18 @@
  * rotates a credential (Etsy's refresh tokens) has it stored at once
  * (KeepRotatedSecret); the auth job's answer itself is not kept (worker.c).
  *
+ * Full resync (omnichan.full_resync: channel_state.full_resync_requested_at
+ * = S): every listing with a target is pushed until it is "resolved" for S
+ * (accepted since S, or refused since S with class fix or credentials: not
+ * retried by the resync; class retry is pushed again after its retry_at).
+ * The first cycle that sees S writes a progress row (started_at = S, total =
+ * the channel's listings with a target) and closes a row left running by an
+ * older request (finished_at set, done as reached: replaced; its listings
+ * are pushed again for the new S).  Each completed push job adds its newly
+ * resolved listings to done (one UPDATE with the listings' own, counting a
+ * listing once); the resync is over when no listing is left unresolved, then
+ * the request is cleared (only if no newer one came) and the row finished.
+ *
  * Completion: the connector reads the marketplace's per-item results; items
  * accepted get pushed_qty, the others keep the marketplace's own message in
  * last_error with a class (retry later, fix needed, credentials) that
@@ -74,6 +86,7 @@ typedef struct ChannelCache
 	int64		push_interval_ms;
 	TimestampTz next_push_at;
 	TimestampTz full_resync_at; /* 0 = none */
+	TimestampTz progress_for;	/* the resync whose progress row exists */
 	char	   *token_endpoint;
 	OcJson	   *secrets;		/* NULL = none */
 	TimestampTz secrets_updated;
@@ -85,12 +98,22 @@ typedef struct ChannelCache
 	bool		seen;			/* present in the last refresh */
 } ChannelCache;
 
+/*
+ * A listing is resolved for the full resync requested at $2: accepted since,
+ * or refused since with a class the resync does not retry.
+ */
+#define RESOLVED_SINCE_2 \
+	"(COALESCE(l.pushed_at >= $2, false) " \
+	" OR COALESCE(l.error_class IN ('fix', 'credentials') AND l.last_error_at >= $2, false))"
+
 static HTAB *Cache = NULL;
 static MemoryContext SyncCxt = NULL;
 
 static void RefreshCache(void);
 static ChannelCache *CacheLookup(int32 channel_id);
 static void QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due);
+static void StartResyncProgress(ChannelCache *cc);
+static bool FinishResyncIfDone(ChannelCache *cc);
 static void InsertJob(ChannelCache *cc, OutRequest *out, const char *payload,
 					  int64 *listing_ids, int n);
 static void SetChannelError(int32 channel_id, const char *error);
@@ -412,6 +435,75 @@ InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing
 }
 
 /*
+ * StartResyncProgress
+ *		The first cycle of a full resync: its progress row (once per request,
+ *		also across worker restarts), closing the row of an older request
+ *		that was still running (replaced: finished with done as reached).
+ */
+static void
+StartResyncProgress(ChannelCache *cc)
+{
+	Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	int			ret;
+
+	values[0] = Int32GetDatum(cc->id);
+	values[1] = TimestampTzGetDatum(cc->full_resync_at);
+	ret = SPI_execute_with_args("WITH closed AS ("
+								"  UPDATE omnichan.progress p SET finished_at = pg_catalog.now(), updated_at = pg_catalog.now() "
+								"   WHERE p.channel_id = $1 AND p.operation = 'full_resync' AND p.finished_at IS NULL "
+								"     AND p.started_at <> $2) "
+								"INSERT INTO omnichan.progress (channel_id, operation, total, started_at, updated_at) "
+								"SELECT $1, 'full_resync', "
+								"       (SELECT pg_catalog.count(*) FROM omnichan.listing l "
+								"         WHERE l.channel_id = $1 AND l.target_qty IS NOT NULL), $2, pg_catalog.now() "
+								" WHERE NOT EXISTS (SELECT 1 FROM omnichan.progress p WHERE p.channel_id = $1 "
+								"                      AND p.operation = 'full_resync' AND p.started_at = $2)",
+								2, argtypes, values, NULL, false, 0);
+	if (ret < 0)
+		elog(ERROR, "could not record a full resync's progress: %s", SPI_result_code_string(ret));
+	cc->progress_for = cc->full_resync_at;
+}
+
+/*
+ * FinishResyncIfDone
+ *		Ends the channel's full resync when every listing with a target is
+ *		resolved for it: the request is cleared (unless a newer one replaced
+ *		it meanwhile) and the progress row finished.
+ */
+static bool
+FinishResyncIfDone(ChannelCache *cc)
+{
+	Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	int			ret;
+
+	values[0] = Int32GetDatum(cc->id);
+	values[1] = TimestampTzGetDatum(cc->full_resync_at);
+	ret = SPI_execute_with_args("SELECT 1 FROM omnichan.listing l "
+								" WHERE l.channel_id = $1 AND l.target_qty IS NOT NULL "
+								"   AND NOT " RESOLVED_SINCE_2 " LIMIT 1",
+								2, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not check a full resync: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		return false;
+
+	ret = SPI_execute_with_args("WITH fin AS ("
+								"  UPDATE omnichan.progress p SET done = p.total, finished_at = pg_catalog.now(), "
+								"         updated_at = pg_catalog.now() "
+								"   WHERE p.channel_id = $1 AND p.operation = 'full_resync' AND p.started_at = $2 "
+								"     AND p.finished_at IS NULL) "
+								"UPDATE omnichan.channel_state s SET full_resync_requested_at = NULL "
+								" WHERE s.channel_id = $1 AND s.full_resync_requested_at = $2",
+								2, argtypes, values, NULL, false, 0);
+	if (ret < 0)
+		elog(ERROR, "could not finish a full resync: %s", SPI_result_code_string(ret));
+	cc->full_resync_at = 0;
+	return true;
+}
+
+/*
  * QueuePushes
  *		Queues the due pushes of one channel.
  *
@@ -435,6 +527,9 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 	bool		more = false;	/* rows left for the next cycle */
 	SPITupleTable *rows;
 
+	if (cc->full_resync_at != 0 && cc->progress_for != cc->full_resync_at)
+		StartResyncProgress(cc);
+
 	values[0] = Int32GetDatum(cc->id);
 	if (cc->full_resync_at != 0)
 		values[1] = TimestampTzGetDatum(cc->full_resync_at);
@@ -446,7 +541,7 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 									"  FROM omnichan.listing l "
 									" WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
 									"   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
-									"        OR ($2::timestamptz IS NOT NULL AND (l.pushed_at IS NULL OR l.pushed_at < $2))) "
+									"        OR ($2::timestamptz IS NOT NULL AND NOT " RESOLVED_SINCE_2 ")) "
 									"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
 									" ORDER BY l.id LIMIT $3 FOR UPDATE SKIP LOCKED",
 									3, argtypes, values, nulls, false, 0);
@@ -458,7 +553,7 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 									"  FROM omnichan.listing l "
 									" WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
 									"   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
-									"        OR ($2::timestamptz IS NOT NULL AND (l.pushed_at IS NULL OR l.pushed_at < $2))) "
+									"        OR ($2::timestamptz IS NOT NULL AND NOT " RESOLVED_SINCE_2 ")) "
 									"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
 									"   AND NOT EXISTS (SELECT 1 FROM omnichan.listing o "
 									"                    WHERE o.channel_id = l.channel_id AND o.push_job_id IS NOT NULL "
@@ -530,25 +625,28 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 		start = next;
 	}
 
-	if (jobs > 0 || cc->next_push_at == 0 || now >= cc->next_push_at || cc->full_resync_at != 0)
+	/*
+	 * A full resync is over when nothing was queued for it in this cycle and
+	 * no listing is left unresolved (in flight or waiting for its retry).
+	 */
+	if (cc->full_resync_at != 0 && nrows == 0 && !more)
+		(void) FinishResyncIfDone(cc);
+
+	if (jobs > 0 || cc->next_push_at == 0 || now >= cc->next_push_at)
 	{
-		Oid			types[4] = {INT4OID, INT8OID, BOOLOID, BOOLOID};
-		Datum		vals[4];
+		Oid			types[3] = {INT4OID, INT8OID, BOOLOID};
+		Datum		vals[3];
 
 		vals[0] = Int32GetDatum(cc->id);
 		vals[1] = Int64GetDatum(cc->push_interval_ms);
 		vals[2] = BoolGetDatum(jobs > 0);
-		/* a full resync is over when nothing was left to queue for it */
-		vals[3] = BoolGetDatum(cc->full_resync_at != 0 && !more &&
-							   nrows < (uint64) (batch * MAX_JOBS_PER_CYCLE));
 		ret = SPI_execute_with_args("INSERT INTO omnichan.channel_state AS s (channel_id, next_push_at, last_push_at) "
 									"VALUES ($1, pg_catalog.now() + pg_catalog.make_interval(secs => $2 / 1000.0), "
 									"        CASE WHEN $3 THEN pg_catalog.now() END) "
 									"ON CONFLICT (channel_id) DO UPDATE SET "
 									"  next_push_at = excluded.next_push_at, "
-									"  last_push_at = COALESCE(excluded.last_push_at, s.last_push_at), "
-									"  full_resync_requested_at = CASE WHEN $4 THEN NULL ELSE s.full_resync_requested_at END",
-									4, types, vals, NULL, false, 0);
+									"  last_push_at = COALESCE(excluded.last_push_at, s.last_push_at)",
+									3, types, vals, NULL, false, 0);
 		if (ret < 0)
 			elog(ERROR, "could not update the channel's schedule: %s", SPI_result_code_string(ret));
 		cc->next_push_at = TimestampTzPlusMilliseconds(now, cc->push_interval_ms);
@@ -761,8 +859,10 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 			   *classes,
 			   *qtys;
 	bool	   *enulls;
-	Oid			argtypes[6] = {INT8OID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
-	Datum		values[6];
+	Oid			argtypes[8] = {INT8OID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+	TIMESTAMPTZOID, INT4OID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
 	int			dims[1];
 	int			lbs[1] = {1};
 
@@ -911,7 +1011,20 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 	values[3] = PointerGetDatum(construct_md_array(errors, enulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	values[4] = PointerGetDatum(construct_md_array(classes, NULL, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
 	values[5] = PointerGetDatum(construct_md_array(qtys, NULL, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
-	ret = SPI_execute_with_args("UPDATE omnichan.listing l SET "
+
+	/*
+	 * The listings' results, and with them (same statement, one UPDATE per
+	 * job) the progress of a full resync: the listings this job resolved
+	 * that were not resolved yet for it (their values before this update
+	 * come from the statement's snapshot, read as "o").
+	 */
+	if (cc->full_resync_at != 0)
+		values[6] = TimestampTzGetDatum(cc->full_resync_at);
+	else
+		nulls[6] = 'n';
+	values[7] = Int32GetDatum(req->channel_id);
+	ret = SPI_execute_with_args("WITH upd AS ("
+								" UPDATE omnichan.listing l SET "
 								"  pushed_qty = CASE WHEN r.ok THEN r.qty ELSE l.pushed_qty END, "
 								"  pushed_at = CASE WHEN r.ok THEN pg_catalog.now() ELSE l.pushed_at END, "
 								"  push_job_id = NULL, "
@@ -921,11 +1034,23 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 								"  retry_at = CASE r.cls WHEN 'retry' THEN pg_catalog.now() + interval '1 minute' "
 								"                        WHEN 'fix' THEN pg_catalog.now() + interval '1 hour' "
 								"                        WHEN 'credentials' THEN pg_catalog.now() + interval '5 minutes' END "
-								"  FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::bool[]), "
-								"                  pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), "
-								"                  pg_catalog.unnest($6::int4[])) AS r(id, ok, error, cls, qty) "
-								" WHERE l.id = r.id AND l.push_job_id = $1",
-								6, argtypes, values, NULL, false, 0);
+								"  FROM (SELECT r.*, "
+								"               ($7::timestamptz IS NOT NULL AND (r.ok OR r.cls IN ('fix', 'credentials')) "
+								"                AND NOT (COALESCE(o.pushed_at >= $7, false) "
+								"                         OR COALESCE(o.error_class IN ('fix', 'credentials') "
+								"                                     AND o.last_error_at >= $7, false))) AS newly "
+								"          FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::bool[]), "
+								"                          pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), "
+								"                          pg_catalog.unnest($6::int4[])) AS r(id, ok, error, cls, qty) "
+								"          JOIN omnichan.listing o ON o.id = r.id) r "
+								" WHERE l.id = r.id AND l.push_job_id = $1 "
+								" RETURNING r.newly) "
+								"UPDATE omnichan.progress p "
+								"   SET done = LEAST(p.total, p.done + (SELECT pg_catalog.count(*) FROM upd WHERE upd.newly)), "
+								"       updated_at = pg_catalog.now() "
+								" WHERE $7::timestamptz IS NOT NULL AND p.channel_id = $8 AND p.operation = 'full_resync' "
+								"   AND p.started_at = $7 AND p.finished_at IS NULL",
+								8, argtypes, values, nulls, false, 0);
 	if (ret < 0)
 		elog(ERROR, "could not record push results: %s", SPI_result_code_string(ret));
 }

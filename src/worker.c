@@ -25,6 +25,12 @@
  * again, jobs are idempotent) and puts back change-capture triggers that are
  * missing (Odoo module upgrades can recreate tables).
  *
+ * Housekeeping (retention of sync_log, finished jobs and finished progress
+ * rows: omnichan.sync_log_retention) runs every min(60 s, 10 x naptime), at
+ * most HOUSEKEEPING_BATCH rows per table and transaction; when a batch was
+ * full it runs again in the next loop, so a large backlog goes away in
+ * short transactions without waiting for the next interval.
+ *
  * SIGTERM stops the worker at once, mid-request: the jobs it had claimed stay
  * 'running' and the next worker re-queues them.  SIGHUP reloads the settings.
  *
@@ -271,10 +277,14 @@ omnichan_launcher_main(Datum arg)
 
 /* ------------------------------------------------------------- sync worker */
 
+/* rows deleted per table and housekeeping transaction */
+#define HOUSEKEEPING_BATCH	10000
+
 /* state of the worker */
 static bool ExtensionReady = false;
 static Oid	ExtensionOid = InvalidOid;
 static TimestampTz NextHousekeeping = 0;
+static bool HousekeepingMore = false;	/* a batch was full: again soon */
 static TimestampTz NextConfigLoad = 0;
 static bool ConfigMaybeChanged = false;	/* woken by a commit since the last load */
 static TimestampTz PushDue = 0;	/* next push cycle; DT_NOEND = when woken */
@@ -867,30 +877,50 @@ ClaimAndStart(void *arg)
 }
 
 /*
+ * HousekeepingIntervalMs
+ *		Every minute, or 10 naptimes when that is shorter (tests).
+ */
+static int
+HousekeepingIntervalMs(void)
+{
+	return (int) Min((int64) 60 * 1000, (int64) omnichan_naptime * 10);
+}
+
+/*
  * Housekeeping
- *		Bounded retention of sync_log and of finished jobs.
+ *		Bounded retention of sync_log, of finished jobs and of finished
+ *		progress rows: at most HOUSEKEEPING_BATCH rows of each; sets
+ *		HousekeepingMore when some are left.
  */
 static void
 Housekeeping(void *arg)
 {
-	char		sql[512];
-	int			ret;
+	static const char *const deletes[] = {
+		"DELETE FROM omnichan.sync_log WHERE id IN (SELECT id FROM omnichan.sync_log "
+		" WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) ORDER BY at LIMIT $2)",
+		"DELETE FROM omnichan.job WHERE id IN (SELECT id FROM omnichan.job "
+		" WHERE state IN ('succeeded', 'failed', 'cancelled') "
+		"   AND finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) LIMIT $2)",
+		"DELETE FROM omnichan.progress WHERE id IN (SELECT id FROM omnichan.progress "
+		" WHERE finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) LIMIT $2)",
+	};
+	static const char *const what[] = {"sync_log", "job", "progress"};
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		values[2];
+	int			i;
 
-	snprintf(sql, sizeof(sql),
-			 "DELETE FROM omnichan.sync_log WHERE id IN (SELECT id FROM omnichan.sync_log "
-			 " WHERE at < pg_catalog.now() - pg_catalog.make_interval(secs => %d) LIMIT 10000)",
-			 omnichan_sync_log_retention);
-	ret = SPI_execute(sql, false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "sync_log retention failed: %s", SPI_result_code_string(ret));
-	snprintf(sql, sizeof(sql),
-			 "DELETE FROM omnichan.job WHERE id IN (SELECT id FROM omnichan.job "
-			 " WHERE state IN ('succeeded', 'failed', 'cancelled') "
-			 "   AND finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => %d) LIMIT 10000)",
-			 omnichan_sync_log_retention);
-	ret = SPI_execute(sql, false, 0);
-	if (ret != SPI_OK_DELETE)
-		elog(ERROR, "job retention failed: %s", SPI_result_code_string(ret));
+	values[0] = Int32GetDatum(omnichan_sync_log_retention);
+	values[1] = Int32GetDatum(HOUSEKEEPING_BATCH);
+	HousekeepingMore = false;
+	for (i = 0; i < (int) lengthof(deletes); i++)
+	{
+		int			ret = SPI_execute_with_args(deletes[i], 2, argtypes, values, NULL, false, 0);
+
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "%s retention failed: %s", what[i], SPI_result_code_string(ret));
+		if (SPI_processed >= HOUSEKEEPING_BATCH)
+			HousekeepingMore = true;
+	}
 }
 
 /*
@@ -990,8 +1020,12 @@ omnichan_worker_main(Datum arg)
 		{
 			if (!RunInTransaction(CheckExtension, NULL, "checking for the omnichan extension") ||
 				(ExtensionReady && !RunInTransaction(Housekeeping, NULL, "housekeeping")))
+			{
 				ExtensionReady = false;
-			NextHousekeeping = TimestampTzPlusMilliseconds(now, 60 * 1000);
+				HousekeepingMore = false;
+			}
+			NextHousekeeping = HousekeepingMore ? now
+				: TimestampTzPlusMilliseconds(now, HousekeepingIntervalMs());
 		}
 
 		/*
@@ -1070,6 +1104,14 @@ omnichan_worker_main(Datum arg)
 			int			usecs;
 
 			TimestampDifference(GetCurrentTimestamp(), PushDue, &secs, &usecs);
+			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
+		}
+		if (ExtensionReady)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(), NextHousekeeping, &secs, &usecs);
 			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
 		}
 		if (claim.started > 0)
