@@ -29,7 +29,8 @@
  * rows: omnichan.sync_log_retention) runs every min(60 s, 10 x naptime), at
  * most HOUSEKEEPING_BATCH rows per table and transaction; when a batch was
  * full it runs again in the next loop, so a large backlog goes away in
- * short transactions without waiting for the next interval.
+ * short transactions without waiting for the next interval.  Each pass also
+ * runs a push cycle, for listings whose retry_at has come (no commit says so).
  *
  * SIGTERM stops the worker at once, mid-request: the jobs it had claimed stay
  * 'running' and the next worker re-queues them.  SIGHUP reloads the settings.
@@ -1026,6 +1027,13 @@ omnichan_worker_main(Datum arg)
 			}
 			NextHousekeeping = HousekeepingMore ? now
 				: TimestampTzPlusMilliseconds(now, HousekeepingIntervalMs());
+
+			/*
+			 * And a push cycle: listings refused with a retry class wait for
+			 * their retry_at, which no commit signals (a real-time channel
+			 * has no schedule that would bring the worker back for them).
+			 */
+			PushDue = 0;
 		}
 
 		/*

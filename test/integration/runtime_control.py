@@ -20,6 +20,8 @@ and 30 listings, "ebay-b" real-time with 10 listings.  Checks:
   listings while the second is held by the mock (a rate, an ETA), then
   goes to 100 % (30 of 30) with finished_at, a rate and an ETA of 0; a second full_resync while one runs
   replaces it (the first row finished below 100 %, the second at 100 %);
+- a real-time channel's listing waiting for its retry_at is pushed when due
+  (the housekeeping pass runs a push cycle: no commit signals a retry_at);
 - set_order_cursor(channel, ts) stores the cursor; a future time is refused
   (SQLSTATE 22023, "in the past");
 - unknown channel names: SQLSTATE 42704 for every control function;
@@ -229,6 +231,21 @@ def main():
     check("the mock holds the allocation", converged("ebay-a", port_a) is not None)
     say(f"requests for the two overlapping resyncs: {count(port_a) - before}")
     mockctl.clear_faults(port_a)
+
+    # 5b. a listing waiting for its retry_at on a real-time channel is pushed
+    # when it is due, although no commit comes to wake the worker
+    before_b = count(port_b)
+    c.sql("UPDATE omnichan.listing SET pushed_qty = pushed_qty - 1, retry_at = now() + interval '1 second', "
+          "       error_class = 'retry', last_error = 'test', last_error_at = now() "
+          " WHERE sku = 'SKU-000035'")
+    t0 = time.monotonic()
+    got = wait_for("the retry of the real-time channel's listing", lambda: count(port_b) > before_b, 6)
+    check("a real-time channel's listing is pushed again after its retry_at, with no commit to wake the "
+          "worker (within the housekeeping interval, 10 x naptime)", got is not None,
+          f"{time.monotonic() - t0:.2f} s")
+    check("and its error is cleared", wait_for("the listing's result", lambda: c.val(
+        "SELECT last_error IS NULL AND pushed_qty = target_qty FROM omnichan.listing WHERE sku = 'SKU-000035'")
+        == "t", 3) is not None)
 
     # 6. set_order_cursor
     c.sql("SELECT omnichan.set_order_cursor('ebay-a', '2026-01-02 03:04:05+00')")
