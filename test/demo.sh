@@ -6,12 +6,15 @@
 # Installs what it needs (as root), builds and installs omnichan, starts a
 # throwaway PostgreSQL 15 cluster with omnichan preloaded, loads an
 # Odoo 17-shaped database (the project's fixture: Odoo's real tables and seed
-# rows) with a generated catalog, starts local mock marketplaces on
-# 127.0.0.1, configures one channel per marketplace pointing at them, and
-# shows what omnichan computes: available-to-sell, the allocation per channel,
-# the low-stock waterfall, and how a marketplace order and a stock change in
-# Odoo's tables move the numbers.  Everything is removed at the end unless
-# --keep is given (then it prints how to connect and how to stop it).
+# rows) with a generated catalog, starts the seven mock marketplaces on
+# 127.0.0.1 (test/demo_push.py), configures one real-time channel per
+# marketplace pointing at them with credentials and 8 linked listings, and
+# shows the sync worker pushing every listing's allocation to its marketplace,
+# a stock change committed in Odoo reaching all seven, and what omnichan
+# computes: available-to-sell, the allocation per channel, the low-stock
+# waterfall, how a marketplace order and a stock change move the numbers, and
+# the status views.  Everything (mocks, cluster) is removed on every exit
+# unless --keep is given (then it prints how to connect and how to stop it).
 
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -19,19 +22,32 @@ set -euo pipefail
 keep=false
 [ "${1:-}" = "--keep" ] && keep=true
 
+PY=/usr/bin/python3
 DEMO=$(mktemp -d /tmp/omnichan-demo.XXXXXX)
 chmod 755 "$DEMO"
-mocks=()
 
 cleanup() {
-	$keep && return
-	for m in "${mocks[@]}"; do
-		/usr/bin/python3 "$OC_ROOT/test/mock/mockctl.py" stop --pid-file "$DEMO/$m.pid" >/dev/null 2>&1 || true
+	local rc=$? f
+	trap - EXIT INT TERM HUP
+	if $keep && [ "$rc" -eq 0 ]; then
+		return 0
+	fi
+	# the mocks started by test/demo_push.py: one pid file each
+	for f in "$DEMO"/*.pid; do
+		[ -e "$f" ] && { "$PY" "$OC_ROOT/test/mock/mockctl.py" stop --pid-file "$f" >/dev/null 2>&1 || true; }
 	done
 	oc_cluster_stop "$DEMO/cluster"
 	rm -rf "$DEMO"
+	case $rc in
+	0) ;;
+	130 | 143) echo "demo interrupted; everything it started is removed" >&2 ;;
+	*) echo "demo failed (exit status $rc); everything it started is removed" >&2 ;;
+	esac
+	exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
 
 title() {
 	printf '\n\033[1m== %s\033[0m\n' "$*"
@@ -45,8 +61,10 @@ oc_install_packages
 oc_build_install || oc_die "build failed (run: make) "
 
 title "A throwaway PostgreSQL 15 cluster with shared_preload_libraries = omnichan"
-oc_cluster_start "$DEMO/cluster" "shared_preload_libraries = 'omnichan'"
-echo "cluster in $DEMO/cluster (Unix socket only)"
+oc_cluster_start "$DEMO/cluster" "shared_preload_libraries = 'omnichan'" \
+	"omnichan.databases = 'odoo'" "omnichan.http_allow_plain_loopback = on"
+echo "cluster in $DEMO/cluster (Unix socket only); omnichan.databases = 'odoo' (a sync worker for it),"
+echo "omnichan.http_allow_plain_loopback = on (the mocks speak plain http on 127.0.0.1)"
 
 title "An Odoo 17 database: Odoo's real tables, a catalog of 200 products in 2 warehouses"
 oc_create_fixture_db odoo
@@ -57,50 +75,41 @@ q -c "SELECT (SELECT count(*) FROM product_product) AS products,
              (SELECT count(*) FROM stock_move WHERE state IN ('waiting','confirmed','partially_available','assigned')) AS open_moves,
              (SELECT count(*) FROM sale_order) AS sale_orders"
 
-title "Mock marketplaces on 127.0.0.1 (stand-ins for the real APIs)"
-declare -A port
-for m in amazon shopify ebay walmart tiktok etsy lazada; do
-	/usr/bin/python3 "$OC_ROOT/test/mock/mockctl.py" start "$m" \
-		--port-file "$DEMO/$m.port" --pid-file "$DEMO/$m.pid" --log-file "$DEMO/$m.log" >/dev/null
-	mocks+=("$m")
-	port[$m]=$(cat "$DEMO/$m.port")
-	printf '  %-8s http://127.0.0.1:%s\n' "$m" "${port[$m]}"
-done
-
-title "CREATE EXTENSION omnichan; one channel per marketplace, configured in SQL"
+title "CREATE EXTENSION omnichan; the sync worker of database odoo"
 q -c "CREATE EXTENSION omnichan"
-q <<SQL >/dev/null
-SELECT omnichan.channel_create('amazon-us', 'amazon', jsonb_build_object(
-           'seller_id', 'A2DEMOSELLER1', 'marketplace_ids', jsonb_build_array('ATVPDKIKX0DER'),
-           'buffer_pct', 10, 'priority', 1, 'low_stock_threshold', 5,
-           'endpoint', 'http://127.0.0.1:${port[amazon]}'));
-SELECT omnichan.channel_create('shopify', 'shopify', jsonb_build_object(
-           'shop_domain', 'demo-store.myshopify.com', 'location_id', 'gid://shopify/Location/1',
-           'buffer_pct', 5, 'priority', 2, 'low_stock_threshold', 5,
-           'endpoint', 'http://127.0.0.1:${port[shopify]}'));
-SELECT omnichan.channel_create('ebay-us', 'ebay', jsonb_build_object(
-           'marketplace_id', 'EBAY_US', 'buffer_pct', 10, 'priority', 3, 'low_stock_threshold', 5,
-           'endpoint', 'http://127.0.0.1:${port[ebay]}'));
-SELECT omnichan.channel_create('walmart', 'walmart', jsonb_build_object(
-           'priority', 4, 'low_stock_threshold', 5, 'max_qty', 50,
-           'endpoint', 'http://127.0.0.1:${port[walmart]}'));
-SELECT omnichan.channel_create('tiktok', 'tiktok', jsonb_build_object(
-           'shop_cipher', 'DEMOCIPHER', 'priority', 5, 'low_stock_threshold', 5,
-           'endpoint', 'http://127.0.0.1:${port[tiktok]}'));
-SELECT omnichan.channel_create('etsy', 'etsy', jsonb_build_object(
-           'shop_id', 12345, 'priority', 6, 'buffer_pct', 20, 'low_stock_threshold', 5,
-           'endpoint', 'http://127.0.0.1:${port[etsy]}'));
-SELECT omnichan.channel_create('daraz-pk', 'lazada', jsonb_build_object(
-           'country', 'pk', 'priority', 7, 'low_stock_threshold', 5,
-           'warehouse_ids', (SELECT jsonb_agg(id ORDER BY id) FROM (SELECT id FROM stock_warehouse ORDER BY id DESC LIMIT 1) w),
-           'endpoint', 'http://127.0.0.1:${port[lazada]}'));
-SQL
+# the launcher started the worker before the database existed and restarts it
+# with a backoff (1 s, 2 s, 4 s ...): wait for it
+worker=""
+for _ in $(seq 1 300); do
+	worker=$(q -At -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'omnichan worker' AND datname = 'odoo'")
+	[ -n "$worker" ] && break
+	sleep 0.1
+done
+[ -n "$worker" ] || oc_die "no omnichan worker for database odoo after 30 s (see $DEMO/cluster/server.log)"
+echo "omnichan worker of database odoo running (pid $worker)"
+
+title "Seven mock marketplaces on 127.0.0.1, one real-time channel each, credentials, listings linked by SKU"
+echo "SKU-000001 ... SKU-000008 are listed on every marketplace (what each API needs: Shopify inventory items,"
+echo "TikTok products with SKU variants, Etsy listings with colour variants, Daraz sku/item ids ...)."
+echo
+"$PY" "$OC_ROOT/test/demo_push.py" setup --dir "$DEMO" --db odoo
 q -c "SELECT name, kind, warehouse_ids, buffer_pct, priority, max_qty, low_stock_threshold AS low_at,
              push_interval, endpoint FROM omnichan.channel ORDER BY priority"
+q -c "SELECT channel, kind, source, keys AS credential_keys FROM omnichan.credential_status ORDER BY channel"
 
-# the demo product: the first generated product with stock in both warehouses
-pid=$(q -At -c "SELECT product_id FROM omnichan.ats_bulk(NULL, NULL, true) GROUP BY product_id
-                 HAVING min(ats) >= 20 ORDER BY product_id LIMIT 1")
+title "Stock flows out: the sync worker pushes every listing's allocation to its marketplace"
+"$PY" "$OC_ROOT/test/demo_push.py" sync --dir "$DEMO" --db odoo
+
+title "A stock change in Odoo reaches every marketplace"
+"$PY" "$OC_ROOT/test/demo_push.py" change --dir "$DEMO" --db odoo SKU-000002 40
+
+# the demo product: the first listed product (SKU-000001 ... SKU-000008, not
+# SKU-000002 whose stock changed above) with stock in both warehouses
+pid=$(q -At -c "SELECT a.product_id FROM omnichan.ats_bulk(NULL, NULL, true) a
+                  JOIN product_product p ON p.id = a.product_id
+                 WHERE p.default_code BETWEEN 'SKU-000001' AND 'SKU-000008' AND p.default_code <> 'SKU-000002'
+                 GROUP BY a.product_id HAVING min(a.ats) >= 20 ORDER BY a.product_id LIMIT 1")
+[ -n "$pid" ] || oc_die "no listed product with stock in both warehouses"
 code=$(q -At -c "SELECT default_code FROM product_product WHERE id = $pid")
 
 title "Available to sell of $code (product $pid), per warehouse: on hand - reserved - safety - pending"
@@ -137,9 +146,17 @@ SQL
 q -c "SELECT on_hand, reserved, safety, pending, ats FROM omnichan.ats($pid)"
 q -c "SELECT channel, shown, mode, explanation FROM omnichan.explain_allocation($pid)"
 
+title "What the marketplaces show for $code now (read from each mock)"
+"$PY" "$OC_ROOT/test/demo_push.py" show --dir "$DEMO" --db odoo "$code"
+
 title "The whole catalog in one call"
 q -c "\\timing on" -c "SELECT count(*) AS products, sum(ats) AS units_available FROM omnichan.ats_bulk()" \
 	-c "SELECT mode, count(*) AS rows, sum(quantity) AS units_shown FROM omnichan.allocate_bulk() GROUP BY mode ORDER BY mode"
+
+title "Sync status: omnichan.channel_status and omnichan.listing_status"
+q -c "SELECT channel, state, last_push_at, backlog, errors_last_hour FROM omnichan.channel_status ORDER BY channel_id"
+q -c "SELECT channel, sku, target_qty, pushed_qty, pushed_at, pushing, last_error
+        FROM omnichan.listing_status WHERE sku IN ('$code', 'SKU-000002') ORDER BY sku, channel"
 
 title "Done"
 if $keep; then
@@ -150,5 +167,4 @@ if $keep; then
 else
 	echo "Everything above ran in a throwaway cluster that is now removed (use --keep to explore it)."
 fi
-echo "Not in this version yet: background workers pushing these quantities to the marketplaces and"
-echo "pulling their orders into Odoo (see the status table in README.md)."
+echo "Not in this version yet: pulling the marketplaces' orders into Odoo (see the status table in README.md)."
