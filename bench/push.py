@@ -539,9 +539,10 @@ def med(runs, key):
 
 def report(results, latency):
     lines = []
-    head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", ROOT, "diff", "--quiet", "HEAD", "--", "src", "sql"]).returncode != 0
+    # what was built (push.sh records it before building: others may commit meanwhile)
+    head = os.environ.get("PUSH_BUILT_FROM") or subprocess.run(
+        ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = os.environ.get("PUSH_BUILT_DIRTY") == "1"
     lines.append(f"omnichan stock push to the mock marketplaces ({time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}, "
                  f"{os.cpu_count()} cores, omnichan {head}{' + uncommitted src/sql' if dirty else ''})")
     lines.append(f"full_resync of N listings per channel (one channel at a time, loopback Python mocks, "

@@ -54,6 +54,10 @@ cleanup() {
 trap cleanup EXIT
 
 oc_install_packages
+PUSH_BUILT_FROM=$(git -C "$OC_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+PUSH_BUILT_DIRTY=0
+git -C "$OC_ROOT" diff --quiet HEAD -- src sql 2>/dev/null || PUSH_BUILT_DIRTY=1
+export PUSH_BUILT_FROM PUSH_BUILT_DIRTY
 if [ "$NOBUILD" != 1 ]; then
 	oc_build_install || oc_die "build failed"
 fi
