@@ -1569,15 +1569,19 @@ BEGIN
         RAISE EXCEPTION 'max_products must be at least 1' USING ERRCODE = '22023';
     END IF;
     PERFORM omnichan.dirty_fold();
-    WITH c AS (
+    -- The picked rows are materialized once: as an IN (subquery) a cached
+    -- generic plan may re-run the locking subquery per row of the set.
+    WITH pick AS MATERIALIZED (
+        SELECT s.product_id FROM omnichan.stock_dirty s
+         WHERE s.claim_id IS NULL OR s.claimed_at < pg_catalog.now() - lease
+         ORDER BY s.dirty_since, s.product_id
+         LIMIT max_products
+           FOR UPDATE SKIP LOCKED
+    ), c AS (
         UPDATE omnichan.stock_dirty d
            SET claim_id = cid, claimed_at = pg_catalog.now(), claimed_generation = d.generation
-         WHERE d.product_id IN (
-               SELECT s.product_id FROM omnichan.stock_dirty s
-                WHERE s.claim_id IS NULL OR s.claimed_at < pg_catalog.now() - lease
-                ORDER BY s.dirty_since, s.product_id
-                LIMIT max_products
-                  FOR UPDATE SKIP LOCKED)
+          FROM pick
+         WHERE d.product_id = pick.product_id
         RETURNING d.product_id
     )
     SELECT pg_catalog.array_agg(c.product_id ORDER BY c.product_id) INTO claimed FROM c;
