@@ -12,13 +12,19 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+#include <math.h>
+#include <time.h>
+
 #include <curl/curl.h>
 
 #include "common/base64.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "lib/stringinfo.h"
+#include "utils/fmgrprotos.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/resowner.h"
 
 #include "connector.h"
@@ -269,5 +275,235 @@ ParseAccessToken(HttpRequest *req, const char *who, int64 default_secs,
 	(void) OcJsonInt(OcJsonGet(doc, "expires_in"), &secs);
 	*token = pstrdup(t);
 	*expires_in = (int) Max(secs, 60);
+	return true;
+}
+
+/*
+ * IsDecimalText
+ *		An optionally signed decimal number without exponent: what
+ *		marketplaces send as money strings.
+ */
+static bool
+IsDecimalText(const char *s)
+{
+	bool		digits = false;
+
+	if (*s == '-' || *s == '+')
+		s++;
+	while (isdigit((unsigned char) *s))
+		s++, digits = true;
+	if (*s == '.')
+	{
+		s++;
+		if (!isdigit((unsigned char) *s))
+			return false;
+		while (isdigit((unsigned char) *s))
+			s++;
+		digits = true;
+	}
+	return digits && *s == '\0';
+}
+
+/* NumericOf: a numeric Datum of a decimal text (validated by the caller) */
+static Datum
+NumericOf(const char *s)
+{
+	return DirectFunctionCall3(numeric_in, CStringGetDatum(s ? s : "0"),
+							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+}
+
+/* NumericText: the canonical text of a numeric Datum */
+static char *
+NumericText(Datum n)
+{
+	return DatumGetCString(DirectFunctionCall1(numeric_out, n));
+}
+
+/*
+ * DecimalOf
+ *		A JSON amount as a decimal string: a decimal string as given (long
+ *		ones refused), a JSON number as the shortest text that reads back
+ *		as the same double (15 significant digits), else NULL.
+ */
+char *
+DecimalOf(OcJson *value)
+{
+	const char *s = OcJsonString(value);
+	double		d;
+
+	if (s != NULL)
+	{
+		while (isspace((unsigned char) *s))
+			s++;
+		if (strlen(s) > 40 || !IsDecimalText(s))
+			return NULL;
+		return NumericText(NumericOf(s));
+	}
+	if (OcJsonNumber(value, &d))
+	{
+		char		buf[64];
+
+		if (isnan(d) || isinf(d) || fabs(d) >= 1e15)
+			return NULL;
+		snprintf(buf, sizeof(buf), "%.15g", d);
+		return NumericText(NumericOf(buf));
+	}
+	return NULL;
+}
+
+/* DecimalAdd: a + b (NULL counts as 0) */
+char *
+DecimalAdd(const char *a, const char *b)
+{
+	return NumericText(DirectFunctionCall2(numeric_add, NumericOf(a), NumericOf(b)));
+}
+
+/* DecimalSub: a - b (NULL counts as 0) */
+char *
+DecimalSub(const char *a, const char *b)
+{
+	return NumericText(DirectFunctionCall2(numeric_sub, NumericOf(a), NumericOf(b)));
+}
+
+/* DecimalMulInt: a * n */
+char *
+DecimalMulInt(const char *a, int64 n)
+{
+	return NumericText(DirectFunctionCall2(numeric_mul, NumericOf(a),
+										   DirectFunctionCall1(int8_numeric, Int64GetDatum(n))));
+}
+
+/* DecimalDivInt: a / n rounded (half away from zero) to scale decimals */
+char *
+DecimalDivInt(const char *a, int64 n, int scale)
+{
+	Datum		q;
+
+	if (n == 0)
+		elog(ERROR, "division of an amount by zero");
+	q = DirectFunctionCall2(numeric_div, NumericOf(a),
+							DirectFunctionCall1(int8_numeric, Int64GetDatum(n)));
+	return NumericText(DirectFunctionCall2(numeric_round, q, Int32GetDatum(scale)));
+}
+
+/* DecimalScaled: amount / divisor, exactly (Etsy's Money) */
+char *
+DecimalScaled(int64 amount, int64 divisor)
+{
+	Datum		q;
+	int			scale = 0;
+	int64		d;
+
+	if (divisor <= 0)
+		elog(ERROR, "an amount's divisor must be positive");
+	for (d = divisor; d > 1 && d % 10 == 0; d /= 10)
+		scale++;
+	q = DirectFunctionCall2(numeric_div, DirectFunctionCall1(int8_numeric, Int64GetDatum(amount)),
+							DirectFunctionCall1(int8_numeric, Int64GetDatum(divisor)));
+	return NumericText(DirectFunctionCall2(numeric_round, q, Int32GetDatum(d == 1 ? scale : 6)));
+}
+
+/* DecimalCmp: -1, 0 or 1 as a < b, a = b, a > b (NULL counts as 0) */
+int
+DecimalCmp(const char *a, const char *b)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericOf(a), NumericOf(b)));
+}
+
+/*
+ * DaysFromCivil
+ *		Days since 1970-01-01 of a proleptic Gregorian date.
+ */
+static int64
+DaysFromCivil(int64 y, int m, int d)
+{
+	int64		era;
+	int64		yoe,
+				doy,
+				doe;
+
+	y -= (m <= 2);
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/*
+ * IsoFromEpoch
+ *		"YYYY-MM-DDTHH:MM:SSZ" of Unix seconds (a value beyond year 5138 in
+ *		seconds is taken as milliseconds, as Walmart sends them).
+ */
+char *
+IsoFromEpoch(int64 secs)
+{
+	time_t		t;
+	struct tm	tm;
+
+	if (secs > INT64CONST(100000000000) || secs < -INT64CONST(100000000000))
+		secs /= 1000;
+	t = (time_t) secs;
+	if (gmtime_r(&t, &tm) == NULL)
+		return pstrdup("1970-01-01T00:00:00Z");
+	return psprintf("%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+					tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/*
+ * EpochFromIso
+ *		Unix seconds of "YYYY-MM-DD[T ]HH:MM[:SS[.fff]][Z|+HH[:]MM|-HH[:]MM]"
+ *		(no offset = UTC).  False when the text is not such a timestamp.
+ */
+bool
+EpochFromIso(const char *iso, int64 *secs)
+{
+	int			y,
+				mo,
+				d,
+				h,
+				mi,
+				s = 0,
+				n = 0;
+	const char *p;
+	int			off = 0;
+
+	if (iso == NULL ||
+		sscanf(iso, "%4d-%2d-%2d%*1[T ]%2d:%2d%n", &y, &mo, &d, &h, &mi, &n) != 5 || n == 0)
+		return false;
+	p = iso + n;
+	if (*p == ':')
+	{
+		if (!isdigit((unsigned char) p[1]) || !isdigit((unsigned char) p[2]))
+			return false;
+		s = (p[1] - '0') * 10 + (p[2] - '0');
+		p += 3;
+		if (*p == '.')
+			for (p++; isdigit((unsigned char) *p); p++)
+				;
+	}
+	if (*p == 'Z' || *p == 'z')
+		p++;
+	else if (*p == '+' || *p == '-')
+	{
+		int			oh = 0,
+					om = 0;
+		int			sign = (*p == '-') ? -1 : 1;
+
+		if (sscanf(p + 1, "%2d", &oh) != 1 || !isdigit((unsigned char) p[2]))
+			return false;
+		p += 3;
+		if (*p == ':')
+			p++;
+		if (isdigit((unsigned char) p[0]) && isdigit((unsigned char) p[1]))
+		{
+			om = (p[0] - '0') * 10 + (p[1] - '0');
+			p += 2;
+		}
+		off = sign * (oh * 3600 + om * 60);
+	}
+	if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+		return false;
+	*secs = DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - off;
 	return true;
 }

@@ -131,6 +131,50 @@ typedef struct Connector
 	 * omnichan.credential, in the transaction that records the token.
 	 */
 	bool		(*rotated_secret) (HttpRequest *req, const char **key, char **value);
+
+	/*
+	 * Order pull (optional: NULL = the marketplace's orders are not pulled).
+	 *
+	 * A pull is a chain of jobs of one channel (one at a time), each carrying
+	 * the pull's state object (stored with the job, so a restart resumes the
+	 * chain where it was).  The sync worker creates the state with
+	 *	 "since", "until"		the window, ISO 8601 UTC ("2026-11-20T10:11:12Z")
+	 *	 "since_epoch", "until_epoch"	the same, in Unix seconds
+	 * or, to fetch one order (omnichan.fetch_order), with "order_id" (the
+	 * marketplace's order id) instead; the connector adds its own keys
+	 * (page tokens, offsets, orders waiting for their items...).
+	 *
+	 * build_pull: the first request of a pull.
+	 *
+	 * parse_pull: read one answer (2xx) of the chain.  Append every complete
+	 * order it yields to the orders array, normalized as docs/orders.md says
+	 * (money as decimal strings, "raw" = the marketplace's order payload);
+	 * orders the channel must not import (e.g. Amazon FBA orders not yet
+	 * shipped) are left out.  Return true with *next filled (and state
+	 * updated) to continue the chain (next page, an order's items), false
+	 * when the pull is complete.  A malformed answer: set *error and return
+	 * false; nothing of the answer is stored, the job fails and the cursor
+	 * stays (the next pull covers the window again).
+	 *
+	 * The orders of every answer are stored in the transaction that records
+	 * it, and the channel's cursor moves to "until" only in the transaction
+	 * that stores the last answer of the chain.
+	 */
+	const char *pull_operation;	/* rate-limit operation of the pull, e.g. "order_pull" */
+	int			pull_lag_s;		/* the window ends this long before now (Amazon: 120) */
+	void		(*build_pull) (ChannelConfig *ch, OcJson *state, OutRequest *out);
+	bool		(*parse_pull) (ChannelConfig *ch, HttpRequest *req, OcJson *state,
+							   OcJson *orders, OutRequest *next, char **error);
+
+	/*
+	 * Optional: report to the marketplace that the merchant cancelled an
+	 * imported order in Odoo.  "order" is {"external_id", "raw" (as stored),
+	 * "lines": [{"external_id", "sku", "quantity"}]}.  Return false (with
+	 * *error) when the marketplace cannot cancel this order through its API.
+	 * Any 2xx answer counts as done unless parse_cancel says otherwise.
+	 */
+	bool		(*build_cancel) (ChannelConfig *ch, OcJson *order, OutRequest *out, char **error);
+	bool		(*parse_cancel) (ChannelConfig *ch, HttpRequest *req, char **error);
 } Connector;
 
 /* the connector of a marketplace kind, or NULL */
@@ -150,6 +194,23 @@ extern char *JoinUrl(const char *base, const char *path);
 extern bool ParseAccessToken(HttpRequest *req, const char *who, int64 default_secs,
 							 const char *const *error_paths, char **token,
 							 int *expires_in, char **error);
+
+/*
+ * Order pull helpers.  Amounts travel as decimal strings (never through a
+ * double): DecimalOf gives a JSON string as given when it is a decimal
+ * number, a JSON number as its shortest exact text, or NULL.
+ */
+extern char *DecimalOf(OcJson *value);
+extern char *DecimalAdd(const char *a, const char *b);	/* NULL counts as 0 */
+extern char *DecimalSub(const char *a, const char *b);
+extern char *DecimalMulInt(const char *a, int64 n);
+extern char *DecimalDivInt(const char *a, int64 n, int scale);	/* rounded half up */
+extern char *DecimalScaled(int64 amount, int64 divisor);	/* Etsy's {amount, divisor} */
+extern int	DecimalCmp(const char *a, const char *b);
+/* "2026-11-20T10:11:12Z" from Unix seconds or milliseconds */
+extern char *IsoFromEpoch(int64 secs);
+/* Unix seconds of an ISO 8601 timestamp (any offset); false if it is not one */
+extern bool EpochFromIso(const char *iso, int64 *secs);
 
 /* HMAC-SHA256 (PostgreSQL's common code), as lower-case hex */
 extern char *HmacSha256Hex(const char *key, size_t keylen, const char *data, size_t len);
