@@ -22,6 +22,7 @@ OBJS = \
 	src/json.o \
 	src/connector.o \
 	src/sync.o \
+	src/pull.o \
 	src/connectors/ebay.o \
 	src/connectors/tiktok.o \
 	src/connectors/lazada.o \

@@ -2493,7 +2493,15 @@ ALTER TABLE omnichan.order_inbox
     ADD COLUMN attempts        int NOT NULL DEFAULT 0,
     ADD COLUMN partner_id      int REFERENCES public.res_partner (id) ON DELETE SET NULL,
     ADD COLUMN odoo_amount_total numeric,
-    ADD COLUMN materialized_at timestamptz;
+    ADD COLUMN materialized_at timestamptz,
+    ADD COLUMN invalid_order   jsonb,
+    ADD COLUMN cancel_job_id   bigint,
+    ADD COLUMN cancel_reported_at timestamptz,
+    ADD COLUMN cancel_report_error text;
+COMMENT ON COLUMN omnichan.order_inbox.invalid_order IS
+'The last version of the order the marketplace sent that omnichan.inbox_upsert refused (the order is held with the reason in last_error); retry_orders submits it again.';
+COMMENT ON COLUMN omnichan.order_inbox.cancel_reported_at IS
+'When the cancellation of the Odoo order by the merchant was reported to the marketplace (cancel_report_error: why it could not be).';
 
 COMMENT ON COLUMN omnichan.order_inbox.state IS
 'received: waiting to be materialized; held: could not be materialized (last_error says why; retry_orders); materialized: sale_order_id is the Odoo order; cancelled: cancelled by the marketplace (the Odoo order, if any, is cancelled through the bridge); attention: cancelled by the marketplace after shipment, for a person to handle.';
@@ -3085,6 +3093,11 @@ BEGIN
         SELECT * INTO cur FROM omnichan.order_inbox
          WHERE channel_id = cid AND external_id = ext FOR UPDATE;
         iid := cur.id;
+        -- the same version again (overlapping pulls, retries): nothing to do
+        IF cur.raw = new_row.raw AND cur.marketplace_status IS NOT DISTINCT FROM status
+           AND cur.invalid_order IS NULL THEN
+            RETURN iid;
+        END IF;
     END IF;
 
     IF cur.sale_order_id IS NULL AND cur.state IN ('received', 'held', 'cancelled') THEN
@@ -3108,7 +3121,7 @@ BEGIN
             giftwrap_total = new_row.giftwrap_total, discount_total = new_row.discount_total,
             tax_total = new_row.tax_total, order_total = new_row.order_total,
             fees = new_row.fees, sla_flags = new_row.sla_flags, priority = new_row.priority,
-            gift_message = new_row.gift_message, raw = new_row.raw,
+            gift_message = new_row.gift_message, raw = new_row.raw, invalid_order = NULL,
             warehouse_id = omnichan._route(cid, COALESCE(new_row.ship_country, new_row.bill_country)),
             last_error = CASE WHEN cancelled THEN i.last_error END,
             last_error_at = CASE WHEN cancelled THEN i.last_error_at END,
@@ -3144,7 +3157,7 @@ BEGIN
     END IF;
     UPDATE omnichan.order_inbox i SET
         marketplace_status = new_row.marketplace_status, raw = new_row.raw, fees = new_row.fees,
-        updated_at = clock_timestamp()
+        invalid_order = NULL, updated_at = clock_timestamp()
      WHERE i.id = iid;
 
     IF cancelled AND cur.state = 'materialized' AND cur.sale_order_id IS NOT NULL THEN
@@ -3764,7 +3777,19 @@ AS $$
 DECLARE
     cid int := omnichan._channel_id(channel);
     n int;
+    r record;
 BEGIN
+    -- versions the marketplace sent that were refused: submitted again
+    FOR r IN SELECT i.id, i.invalid_order FROM omnichan.order_inbox i
+              WHERE i.channel_id = cid AND i.invalid_order IS NOT NULL ORDER BY i.id LOOP
+        BEGIN
+            PERFORM omnichan.inbox_upsert(channel, r.invalid_order);
+        EXCEPTION WHEN data_exception OR program_limit_exceeded OR integrity_constraint_violation THEN
+            UPDATE omnichan.order_inbox SET last_error = 'invalid order: ' || SQLERRM,
+                   last_error_at = clock_timestamp(), attempts = attempts + 1
+             WHERE id = r.id;
+        END;
+    END LOOP;
     WITH held AS (
         SELECT i.id FROM omnichan.order_inbox i
          WHERE i.channel_id = cid AND i.state = 'held' AND i.sale_order_id IS NULL
@@ -4029,4 +4054,164 @@ REVOKE ALL ON FUNCTION
     omnichan.odoo_bridge_install(int),
     omnichan.odoo_bridge_uninstall(),
     omnichan.odoo_bridge_kick()
+FROM PUBLIC;
+
+-------------------------------------------------------------------------------
+-- Order pull
+--
+-- The sync worker pulls each channel's orders every pull_interval (and on
+-- sync_now / set_order_cursor): a chain of jobs (pages, items) whose answers
+-- the connector turns into normalized orders, stored with inbox_upsert in the
+-- transaction that records each answer; the channel's order_cursor moves
+-- only with the last answer of the chain (src/pull.c).  Then
+-- materialize_orders turns them into Odoo quotations.  An order cancelled by
+-- the merchant in Odoo is reported back to the marketplace where its API
+-- allows it.
+-------------------------------------------------------------------------------
+
+-- amazon getOrderItems has its own usage plan (0.5 rps, burst 30)
+INSERT INTO omnichan.rate_limit (kind, operation, rate, burst, max_concurrency) VALUES
+    ('amazon', 'order_items', 0.5, 30, NULL);
+
+-- orders to fetch one by one (omnichan.fetch_order), taken by the worker
+CREATE TABLE omnichan.fetch_request (
+    channel_id      int NOT NULL REFERENCES omnichan.channel (id) ON DELETE CASCADE,
+    external_id     text NOT NULL CHECK (pg_catalog.length(external_id) BETWEEN 1 AND 255),
+    requested_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (channel_id, external_id)
+);
+COMMENT ON TABLE omnichan.fetch_request IS
+'Orders asked for with omnichan.fetch_order, waiting for the sync worker to fetch them.';
+
+CREATE INDEX order_inbox_cancel_idx ON omnichan.order_inbox (sale_order_id)
+    WHERE state = 'materialized' AND cancel_reported_at IS NULL AND cancel_report_error IS NULL;
+
+CREATE FUNCTION omnichan.fetch_order(channel text, external_id text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cid int := omnichan._channel_id(channel);
+BEGIN
+    IF external_id IS NULL OR length(external_id) NOT BETWEEN 1 AND 255 THEN
+        RAISE EXCEPTION 'the order id must be 1 to 255 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO omnichan.fetch_request AS f (channel_id, external_id) VALUES (cid, external_id)
+    ON CONFLICT ON CONSTRAINT fetch_request_pkey DO UPDATE SET requested_at = excluded.requested_at;
+    PERFORM omnichan._wake_on_commit();
+END
+$$;
+COMMENT ON FUNCTION omnichan.fetch_order(text, text) IS
+'Fetch one order from the marketplace by its id now (recover an order the pulls missed or re-read it); it is stored and materialized like pulled orders, never duplicated.';
+
+-- Store a page of pulled orders (called by the sync worker): each order with
+-- inbox_upsert in its own subtransaction; an order it refuses is kept, held,
+-- with the reason, so nothing the marketplace sent is dropped.
+CREATE FUNCTION omnichan._inbox_store(p_channel_id int, p_orders jsonb, OUT stored int, OUT refused int)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cname text := (SELECT c.name FROM omnichan.channel c WHERE c.id = p_channel_id);
+    o jsonb;
+    err text;
+    ext text;
+    iid bigint;
+BEGIN
+    stored := 0;
+    refused := 0;
+    IF cname IS NULL THEN
+        RAISE EXCEPTION 'channel % does not exist', p_channel_id USING ERRCODE = 'undefined_object';
+    END IF;
+    FOR o IN SELECT e FROM jsonb_array_elements(p_orders) e LOOP
+        BEGIN
+            PERFORM omnichan.inbox_upsert(cname, o);
+            stored := stored + 1;
+        EXCEPTION WHEN data_exception OR program_limit_exceeded OR integrity_constraint_violation THEN
+            err := SQLERRM;
+            refused := refused + 1;
+            ext := CASE WHEN jsonb_typeof(o -> 'external_id') = 'string'
+                             AND length(o ->> 'external_id') BETWEEN 1 AND 255
+                        THEN o ->> 'external_id'
+                        ELSE 'invalid:' || md5(o::text) END;
+            INSERT INTO omnichan.order_inbox AS i (channel_id, external_id, state, raw, invalid_order,
+                                                   last_error, last_error_at, attempts)
+            VALUES (p_channel_id, ext, 'held',
+                    CASE WHEN octet_length(COALESCE(o -> 'raw', o)::text) <= 1048576 THEN COALESCE(o -> 'raw', o) END,
+                    CASE WHEN octet_length(o::text) <= 2097152 THEN o END,
+                    'invalid order: ' || err, clock_timestamp(), 1)
+            ON CONFLICT (channel_id, external_id) DO UPDATE SET
+                invalid_order = excluded.invalid_order,
+                last_error = excluded.last_error, last_error_at = excluded.last_error_at,
+                attempts = i.attempts + 1,
+                state = CASE WHEN i.sale_order_id IS NULL AND i.state IN ('received', 'held') THEN 'held'
+                             ELSE i.state END,
+                updated_at = clock_timestamp()
+            RETURNING i.id INTO iid;
+            INSERT INTO omnichan.order_event (inbox_id, kind, detail)
+            VALUES (iid, 'held', jsonb_build_object('error', 'invalid order: ' || err));
+        END;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION omnichan._inbox_store(int, jsonb) IS
+'Store a page of pulled orders (sync worker): inbox_upsert each one; one it refuses is held with the reason and its data kept (invalid_order), never dropped.';
+
+-- A SKU linked (or relinked) to a product: inbox lines waiting for it get the
+-- product, and orders held only for unknown SKUs are received again (the
+-- worker materializes them): "retried automatically once fixed".
+CREATE FUNCTION omnichan._listing_resolve_orders()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    WITH fixed AS (
+        UPDATE omnichan.order_inbox_line l SET product_id = n.product_id
+          FROM new_rows n, omnichan.order_inbox i
+         WHERE i.id = l.inbox_id AND i.channel_id = n.channel_id AND l.channel_sku = n.sku
+           AND i.sale_order_id IS NULL AND i.state IN ('received', 'held')
+           AND l.product_id IS DISTINCT FROM n.product_id
+        RETURNING l.inbox_id
+    ), released AS (
+        UPDATE omnichan.order_inbox i SET state = 'received', updated_at = clock_timestamp()
+         WHERE i.id IN (SELECT inbox_id FROM fixed) AND i.state = 'held' AND i.invalid_order IS NULL
+           AND i.last_error LIKE 'no product is linked to SKU %'
+           AND NOT EXISTS (SELECT 1 FROM omnichan.order_inbox_line x
+                            WHERE x.inbox_id = i.id AND x.product_id IS NULL
+                              AND x.channel_sku NOT IN (SELECT n.sku FROM new_rows n WHERE n.channel_id = i.channel_id))
+        RETURNING i.id
+    )
+    INSERT INTO omnichan.order_event (inbox_id, kind, detail)
+    SELECT r.id, 'retried', '{"reason": "SKU linked"}' FROM released r;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER listing_resolve_orders_ins AFTER INSERT ON omnichan.listing
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION omnichan._listing_resolve_orders();
+CREATE TRIGGER listing_resolve_orders_upd AFTER UPDATE ON omnichan.listing
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION omnichan._listing_resolve_orders();
+
+-- What the order pull does, per channel.
+CREATE VIEW omnichan.order_pull_status AS
+SELECT c.name AS channel,
+       s.order_cursor,
+       s.last_pull_at,
+       s.next_pull_at,
+       (SELECT count(*) FROM omnichan.job j
+         WHERE j.channel_id = c.id AND j.state IN ('queued', 'running') AND j.payload ? 'pull') AS pull_jobs,
+       (SELECT count(*) FROM omnichan.order_inbox i WHERE i.channel_id = c.id AND i.state = 'received') AS received,
+       (SELECT count(*) FROM omnichan.order_inbox i WHERE i.channel_id = c.id AND i.state = 'held') AS held,
+       (SELECT count(*) FROM omnichan.order_inbox i WHERE i.channel_id = c.id AND i.state = 'attention') AS attention,
+       (SELECT count(*) FROM omnichan.fetch_request f WHERE f.channel_id = c.id) AS fetch_requests
+  FROM omnichan.channel c
+  LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id;
+COMMENT ON VIEW omnichan.order_pull_status IS
+'Per channel: the order cursor (orders updated since then are pulled next), when the last pull started and the next is due, pull jobs in flight, inbox orders waiting, held or needing attention, and fetch_order requests waiting.';
+
+REVOKE ALL ON FUNCTION
+    omnichan.fetch_order(text, text),
+    omnichan._inbox_store(int, jsonb),
+    omnichan._listing_resolve_orders()
 FROM PUBLIC;

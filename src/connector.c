@@ -378,12 +378,25 @@ char *
 DecimalDivInt(const char *a, int64 n, int scale)
 {
 	Datum		q;
+	char	   *text;
+	char	   *end;
 
 	if (n == 0)
 		elog(ERROR, "division of an amount by zero");
+
 	q = DirectFunctionCall2(numeric_div, NumericOf(a),
 							DirectFunctionCall1(int8_numeric, Int64GetDatum(n)));
-	return NumericText(DirectFunctionCall2(numeric_round, q, Int32GetDatum(scale)));
+	text = NumericText(DirectFunctionCall2(numeric_round, q, Int32GetDatum(scale)));
+	/* no trailing zeros: 19.990000 -> 19.99, 20.000000 -> 20 */
+	if (strchr(text, '.') != NULL)
+	{
+		end = text + strlen(text) - 1;
+		while (*end == '0')
+			*end-- = '\0';
+		if (*end == '.')
+			*end = '\0';
+	}
+	return text;
 }
 
 /* DecimalScaled: amount / divisor, exactly (Etsy's Money) */

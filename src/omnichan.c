@@ -47,6 +47,7 @@ int			omnichan_retry_max_delay = 300000;
 int			omnichan_circuit_failure_threshold = 5;
 int			omnichan_circuit_open_time = 60000;
 int			omnichan_sync_log_retention = 7 * 24 * 3600;
+int			omnichan_debug_pull_commit_delay = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -209,6 +210,16 @@ _PG_init(void)
 							&omnichan_sync_log_retention,
 							7 * 24 * 3600, 60, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.debug_pull_commit_delay",
+							"Testing aid: wait this long before committing a page of pulled orders.",
+							"Holds the sync worker between storing the orders of an answer and "
+							"committing them, so that tests can kill it in that window. "
+							"Never set it in production.",
+							&omnichan_debug_pull_commit_delay,
+							0, 0, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("omnichan");

@@ -65,6 +65,7 @@
 
 #include "connector.h"
 #include "omnichan.h"
+#include "pull.h"
 #include "sync.h"
 
 /* most push jobs queued per channel and cycle (bounds a full resync's burst) */
@@ -114,8 +115,8 @@ static ChannelCache *CacheLookup(int32 channel_id);
 static void QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due);
 static void StartResyncProgress(ChannelCache *cc);
 static bool FinishResyncIfDone(ChannelCache *cc);
-static void InsertJob(ChannelCache *cc, OutRequest *out, const char *payload,
-					  int64 *listing_ids, int n);
+static int64 InsertJob(ChannelCache *cc, OutRequest *out, const char *payload,
+					   int64 *listing_ids, int n);
 static void SetChannelError(int32 channel_id, const char *error);
 static void KeepRotatedSecret(ChannelCache *cc, const char *key, const char *value);
 static Datum Int8ArrayDatum(int64 *values, int n);
@@ -369,9 +370,10 @@ KeepRotatedSecret(ChannelCache *cc, const char *key, const char *value)
 
 /*
  * InsertJob
- *		Queues a connector request as a job and marks its listings.
+ *		Queues a connector request as a job and marks its listings; returns
+ *		the job's id.
  */
-static void
+static int64
 InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing_ids, int n)
 {
 	StringInfoData headers;
@@ -380,6 +382,7 @@ InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing
 	Datum		values[9];
 	char		nulls[9] = "         ";
 	bool		first = true;
+	bool		isnull;
 	int			ret;
 
 	/* headers as a JSON object (names and values are ours, not secrets) */
@@ -426,12 +429,50 @@ InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing
 	ret = SPI_execute_with_args("WITH j AS ("
 								"  INSERT INTO omnichan.job (channel_id, operation, method, url, headers, body, payload, not_before) "
 								"  VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, "
-								"          pg_catalog.now() + pg_catalog.make_interval(secs => $9 / 1000.0)) RETURNING id) "
-								"UPDATE omnichan.listing l SET push_job_id = j.id FROM j "
-								" WHERE l.id = ANY ($8)",
+								"          pg_catalog.now() + pg_catalog.make_interval(secs => $9 / 1000.0)) RETURNING id), "
+								"l AS (UPDATE omnichan.listing l SET push_job_id = j.id FROM j "
+								"       WHERE l.id = ANY ($8)) "
+								"SELECT id FROM j",
 								9, argtypes, values, nulls, false, 0);
-	if (ret < 0)
-		elog(ERROR, "could not queue a push: %s", SPI_result_code_string(ret));
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not queue a request: %s", SPI_result_code_string(ret));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * SyncQueueJob
+ *		A connector request of a channel (not a push of listings) as a job.
+ */
+int64
+SyncQueueJob(int32 channel_id, OutRequest *out, const char *payload)
+{
+	ChannelCache *cc = CacheLookup(channel_id);
+
+	if (cc == NULL)
+		elog(ERROR, "channel %d is not known to the sync worker", channel_id);
+	return InsertJob(cc, out, payload, NULL, 0);
+}
+
+/*
+ * SyncChannel
+ *		A channel's connector and configuration, for the order pull.
+ */
+const Connector *
+SyncChannel(int32 channel_id, ChannelConfig **config)
+{
+	ChannelCache *cc = CacheLookup(channel_id);
+
+	if (cc == NULL || !cc->seen || !cc->active || cc->paused || cc->connector == NULL)
+		return NULL;
+	*config = &cc->config;
+	return cc->connector;
+}
+
+/* SyncSetChannelError: exported SetChannelError */
+void
+SyncSetChannelError(int32 channel_id, const char *error)
+{
+	SetChannelError(channel_id, error);
 }
 
 /*
@@ -701,6 +742,9 @@ SyncPushCycle(TimestampTz *next_due)
 		}
 		QueuePushes(cc, now, next_due);
 	}
+
+	/* 3. order pulls, fetches and cancellation reports */
+	PullCycle(now, next_due);
 }
 
 /*
@@ -867,6 +911,11 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 	int			lbs[1] = {1};
 
 	if (cc == NULL || cc->connector == NULL || strcmp(state, "queued") == 0)
+		return;
+
+	/* order pulls and cancellation reports */
+	if (strcmp(req->operation, "auth") != 0 &&
+		PullComplete(cc->connector, &cc->config, req, state, error))
 		return;
 
 	if (strcmp(req->operation, "auth") == 0)

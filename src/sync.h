@@ -13,6 +13,7 @@
 
 #include "datatype/timestamp.h"
 
+#include "connector.h"
 #include "http.h"
 
 /*
@@ -50,5 +51,17 @@ extern double SyncThrottled(HttpRequest *req);
  * ("succeeded", "failed", or "queued" for a retry).
  */
 extern void SyncComplete(HttpRequest *req, const char *state, const char *error);
+
+/*
+ * A channel's connector and configuration from the worker's cache, or NULL
+ * when the channel is unknown, inactive, paused or has no connector.
+ */
+extern const Connector *SyncChannel(int32 channel_id, ChannelConfig **config);
+
+/* queue a connector request of a channel as a job; returns the job id */
+extern int64 SyncQueueJob(int32 channel_id, OutRequest *out, const char *payload);
+
+/* the channel's last error (channel_status) */
+extern void SyncSetChannelError(int32 channel_id, const char *error);
 
 #endif							/* OMNICHAN_SYNC_H */

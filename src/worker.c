@@ -66,6 +66,7 @@
 
 #include "http.h"
 #include "omnichan.h"
+#include "pull.h"
 #include "shmem.h"
 #include "sync.h"
 #include "throttle.h"
@@ -1034,6 +1035,7 @@ omnichan_worker_main(Datum arg)
 			 * has no schedule that would bring the worker back for them).
 			 */
 			PushDue = 0;
+			PullMaterializeDue = true;
 		}
 
 		/*
@@ -1094,6 +1096,19 @@ omnichan_worker_main(Datum arg)
 			}
 		}
 
+		/*
+		 * Orders stored by a pull (or by anyone: a commit woke us) become Odoo
+		 * quotations, in transactions of their own (after the requests
+		 * were started: a stock push is not delayed by them).
+		 */
+		if (woken)
+			PullMaterializeDue = true;
+		if (ExtensionReady && PullMaterializeDue)
+		{
+			if (!RunInTransaction(PullMaterialize, NULL, "materializing orders"))
+				PullMaterializeDue = false; /* again at the next wake-up or housekeeping */
+		}
+
 		/* how long to wait: until the next due job, at most naptime */
 		timeout = omnichan_naptime;
 		if (!ExtensionReady)
@@ -1122,8 +1137,8 @@ omnichan_worker_main(Datum arg)
 			TimestampDifference(GetCurrentTimestamp(), NextHousekeeping, &secs, &usecs);
 			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
 		}
-		if (claim.started > 0)
-			timeout = 0;		/* let libcurl start them right away */
+		if (claim.started > 0 || (ExtensionReady && PullMaterializeDue))
+			timeout = 0;		/* let libcurl start them right away; more orders */
 		MemoryContextReset(loop_cxt);
 	}
 }

@@ -8,8 +8,12 @@ where no eBay id is known; a rule's ``code`` sets it.
 """
 
 import base64
+import copy
+import datetime
+import re
 import secrets
 import time
+import urllib.parse
 
 from core import Route, json_response
 from marketplaces.base import Marketplace, reason
@@ -19,6 +23,14 @@ BULK_PATH = r"/sell/inventory/v1/bulk_update_price_quantity"
 ITEM_PATH = r"/sell/inventory/v1/inventory_item/(?P<sku>[^/]+)"
 BULK_MAX = 25
 REQUIRED_SCOPE = "https://api.ebay.com/oauth/api_scope/sell.inventory"
+FULFILLMENT_SCOPE = "https://api.ebay.com/oauth/api_scope/sell.fulfillment"
+ORDERS_PATH = r"/sell/fulfillment/v1/order"
+ORDER_PATH = r"/sell/fulfillment/v1/order/(?P<order_id>[^/]+)"
+CANCEL_PATH = r"/post-order/v2/cancellation/?"
+ORDERS_MAX_LIMIT = 200
+# seller cancel reasons of the Post-Order API (CancelReasonEnum)
+SELLER_CANCEL_REASONS = {"ADDRESS_ISSUES", "BUYER_ASKED_CANCEL", "OUT_OF_STOCK_OR_CANNOT_FULFILL"}
+POST_ORDER_MARKETPLACES = {"EBAY-US", "EBAY-UK", "EBAY-DE"}
 
 # status -> (errorId, domain, message); general knowledge, (unverified)
 KNOWN_ERRORS = {
@@ -35,7 +47,11 @@ class Ebay(Marketplace):
     token endpoint accepts; ``token_ttl``: lifetime of access tokens in
     seconds; ``tokens``: issued token -> expiry (epoch seconds);
     ``inventory``: sku -> ``{"quantity": n, "offers": {offer_id: n}}`` (only
-    seeded SKUs exist: others get eBay's per-item 404 "not found").
+    seeded SKUs exist: others get eBay's per-item 404 "not found");
+    ``orders``: orderId -> a Fulfillment API ``Order`` (seed a list of orders:
+    each replaces the order with the same ``orderId``; ``lastModifiedDate``
+    defaults to now); ``cancellations``: Post-Order cancellation requests
+    received (cancelId, legacyOrderId, cancelReason).
     """
     name = "ebay"
 
@@ -43,12 +59,28 @@ class Ebay(Marketplace):
         return {"credentials": {"client_id": "ebay-client",
                                 "client_secret": "ebay-secret",
                                 "refresh_token": "ebay-refresh"},
-                "token_ttl": 7200, "tokens": {}, "inventory": {}}
+                "token_ttl": 7200, "tokens": {}, "token_scopes": {}, "inventory": {},
+                "orders": {}, "cancellations": []}
+
+    def seed(self, data, seed):
+        seed = dict(seed)
+        orders = seed.pop("orders", None)
+        super().seed(data, seed)
+        if isinstance(orders, list):
+            for order in orders:
+                order = copy.deepcopy(order)
+                order.setdefault("lastModifiedDate", _iso(time.time()))
+                data.setdefault("orders", {})[order["orderId"]] = order
+        elif isinstance(orders, dict):
+            data.setdefault("orders", {}).update(copy.deepcopy(orders))
 
     def routes(self):
         return [Route("POST", TOKEN_PATH, self.token, "token"),
                 Route("POST", BULK_PATH, self.bulk_update, "bulk_update_price_quantity"),
-                Route("GET", ITEM_PATH, self.get_item, "get_inventory_item")]
+                Route("GET", ITEM_PATH, self.get_item, "get_inventory_item"),
+                Route("GET", ORDERS_PATH, self.get_orders, "getOrders"),
+                Route("GET", ORDER_PATH, self.get_order, "getOrder"),
+                Route("POST", CANCEL_PATH, self.create_cancellation, "createCancellation")]
 
     # OAuth refresh-token grant (Basic client credentials, form body)
     def token(self, request, state):
@@ -74,6 +106,7 @@ class Ebay(Marketplace):
             token = "v^1.1#i^1#" + secrets.token_hex(16)
             ttl = int(state.data["token_ttl"])
             state.data["tokens"][token] = time.time() + ttl
+            state.data.setdefault("token_scopes", {})[token] = scopes
         return json_response({"access_token": token, "expires_in": ttl,
                               "token_type": "User Access Token"})
 
@@ -83,6 +116,107 @@ class Ebay(Marketplace):
             return False
         expiry = state.data["tokens"].get(auth[len("Bearer "):])
         return expiry is not None and expiry > time.time()
+
+    def _scope_ok(self, request, state, scope):
+        token = (request.header("Authorization") or "").split(" ", 1)[-1]
+        return scope in state.data.get("token_scopes", {}).get(token, [])
+
+    # Fulfillment API: getOrders (filter, limit, offset) and getOrder
+    def get_orders(self, request, state):
+        with state.lock:
+            if not self._bearer_ok(request, state):
+                return self.error(request, 401)
+            if not self._scope_ok(request, state, FULFILLMENT_SCOPE):
+                return self.error(request, 403, 1100, "Access denied. Insufficient permissions to fulfill the request.")
+            q = request.query
+            try:
+                limit = int(q.get("limit", ["50"])[-1])
+                offset = int(q.get("offset", ["0"])[-1])
+            except ValueError:
+                return self.error(request, 400, 30700, "Invalid limit or offset.")
+            if not 1 <= limit <= ORDERS_MAX_LIMIT or offset < 0:
+                return self.error(request, 400, 30700,
+                                  f"The 'limit' value must be between 1 and {ORDERS_MAX_LIMIT}, and 'offset' non-negative.")
+            orders = list(state.data["orders"].values())
+            ids = q.get("orderIds")
+            if ids:
+                wanted = [i for v in ids for i in v.split(",") if i]
+                if len(wanted) > 50:
+                    return self.error(request, 400, 30750, "The maximum number of order IDs is 50.")
+                orders = [o for o in orders if o["orderId"] in wanted]
+            else:
+                flt = q.get("filter", [""])[-1]
+                crit = dict(m.groups() for m in re.finditer(r"(\w+):\[([^\]]*)\]", flt))
+                field = "creationDate" if "creationdate" in crit else "lastModifiedDate" \
+                    if "lastmodifieddate" in crit else None
+                if flt and field is None:
+                    return self.error(request, 400, 30800, "Invalid filter: " + flt)
+                if field is not None:
+                    rng = crit["creationdate" if field == "creationDate" else "lastmodifieddate"]
+                    lo, _, hi = rng.partition("..")
+                    try:
+                        lo_t = _parse(lo) if lo else None
+                        hi_t = _parse(hi) if hi else None
+                    except ValueError:
+                        return self.error(request, 400, 30810, "Invalid date in filter: " + rng)
+                    orders = [o for o in orders
+                              if (lo_t is None or _parse(o[field]) >= lo_t)
+                              and (hi_t is None or _parse(o[field]) <= hi_t)]
+                orders.sort(key=lambda o: (_parse(o["creationDate"]), o["orderId"]))
+            total = len(orders)
+            page = orders[offset:offset + limit]
+            base = "https://api.ebay.com" + ORDERS_PATH
+            keep = {k: v[-1] for k, v in q.items() if k not in ("offset", "limit")}
+            def href(off):
+                return base + "?" + urllib.parse.urlencode({**keep, "limit": limit, "offset": off})
+            body = {"href": href(offset), "limit": limit, "offset": offset, "total": total,
+                    "orders": copy.deepcopy(page), "warnings": []}
+            if offset + limit < total:
+                body["next"] = href(offset + limit)
+            if offset > 0:
+                body["prev"] = href(max(0, offset - limit))
+        return json_response(body)
+
+    def get_order(self, request, state):
+        with state.lock:
+            if not self._bearer_ok(request, state):
+                return self.error(request, 401)
+            order = state.data["orders"].get(request.params["order_id"])
+            if order is None:
+                return self.error(request, 404, 32100, "Order not found.")
+            return json_response(copy.deepcopy(order))
+
+    # Post-Order API: a seller-initiated cancellation (OAuth token as "IAF")
+    def create_cancellation(self, request, state):
+        with state.lock:
+            auth = request.header("Authorization") or ""
+            expiry = state.data["tokens"].get(auth[len("IAF "):]) if auth.startswith("IAF ") else None
+            if expiry is None or expiry <= time.time():
+                return self.error(request, 401)
+            if request.header("X-EBAY-C-MARKETPLACE-ID") not in POST_ORDER_MARKETPLACES:
+                return self.error(request, 400, 1700, "Invalid or missing X-EBAY-C-MARKETPLACE-ID header.")
+            body = request.json if isinstance(request.json, dict) else {}
+            legacy = body.get("legacyOrderId")
+            reason_ = body.get("cancelReason")
+            order = next((o for o in state.data["orders"].values()
+                          if legacy in (o.get("legacyOrderId"), o["orderId"])), None)
+            if order is None:
+                return self.error(request, 400, 1702, "The order ID is invalid.")
+            if reason_ not in SELLER_CANCEL_REASONS:
+                return self.error(request, 400, 1703, "The cancel reason is invalid for a seller.")
+            if order.get("orderFulfillmentStatus") == "FULFILLED":
+                return json_response({"orderEligibilityResult": {
+                    "eligible": False, "failureReason": ["ORDER_ALREADY_SHIPPED"]}}, 200)
+            cancel_id = str(5000000000 + len(state.data["cancellations"]) + 1)
+            state.data["cancellations"].append({"cancelId": cancel_id, "legacyOrderId": legacy,
+                                                "cancelReason": reason_})
+            order["cancelStatus"] = {"cancelState": "CANCELED", "cancelledDate": _iso(time.time()),
+                                     "cancelRequests": [{"cancelRequestId": cancel_id,
+                                                         "cancelInitiator": "SELLER",
+                                                         "cancelReason": reason_}]}
+            order["lastModifiedDate"] = _iso(time.time())
+        return json_response({"cancelId": cancel_id,
+                              "orderEligibilityResult": {"eligible": True}}, 201)
 
     def bulk_update(self, request, state):
         with state.lock:
@@ -164,6 +298,15 @@ def _error(error_id, message):
     return {"errorId": error_id, "domain": "API_INVENTORY", "subdomain": "Selling",
             "category": "REQUEST", "message": message, "longMessage": message,
             "parameters": []}
+
+
+def _iso(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{int(t * 1000) % 1000:03d}Z"
+
+
+def _parse(s):
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 
 
 def make(name):
