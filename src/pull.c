@@ -43,6 +43,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
@@ -478,7 +480,14 @@ PullAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJson *
 
 	/* a test aid: a window for killing the worker before this commits */
 	if (omnichan_debug_pull_commit_delay > 0)
-		pg_usleep((long) omnichan_debug_pull_commit_delay * 1000L);
+	{
+		pgstat_report_activity(STATE_RUNNING, "waiting before committing pulled orders "
+							   "(omnichan.debug_pull_commit_delay)");
+		(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 omnichan_debug_pull_commit_delay, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		SetLatch(MyLatch);		/* a wake-up that came meanwhile is not lost */
+	}
 }
 
 /*
