@@ -33,6 +33,71 @@
  * signature: the access token is never sent there.  Amazon answers an
  * expired token with 403 Unauthorized, which sync.c treats like a 401.
  *
+ * Order pull: Orders API v0.  A pull is a chain of jobs:
+ *
+ *	- getOrders (operation "order_pull", 0.0167 rps): GET /orders/v0/orders
+ *	  with the channel's MarketplaceIds, LastUpdatedAfter = the window's
+ *	  since, LastUpdatedBefore = its until (pull_lag_s = 120: Amazon refuses
+ *	  a LastUpdatedBefore later than two minutes before now), OrderStatuses
+ *	  Unshipped, PartiallyShipped, Shipped, InvoiceUnconfirmed, Canceled and
+ *	  MaxResultsPerPage=100; every page, by payload.NextToken (the next
+ *	  request carries MarketplaceIds and NextToken only);
+ *	- getOrderItems (operation "order_items", its own usage plan, 0.5 rps)
+ *	  for each order of a page that is to be imported, every page of its
+ *	  items by NextToken as well.  The page's orders waiting for their items
+ *	  ("queue", "queue_pos") and the items read so far ("items",
+ *	  "items_token") are kept in the pull state, beside "next_token" (the
+ *	  next page of orders) and "step" (what the answer is); an order is
+ *	  emitted with the answer that completes its items;
+ *	- omnichan.fetch_order: getOrder (operation "order_get", 0.5 rps),
+ *	  GET /orders/v0/orders/{orderId}, then its items as above.
+ *
+ * Which orders are imported (the rules of Odoo's own Amazon connector):
+ * Pending and PendingAvailability (not paid, no address) never; FBA orders
+ * (FulfillmentChannel AFN) only once Shipped (or InvoiceUnconfirmed, shipped
+ * with the invoice not yet confirmed) or Canceled; merchant-fulfilled orders
+ * (MFN) when Unshipped, PartiallyShipped or Canceled.  Other orders of a
+ * page are left out.
+ *
+ * Mapping: "status" = OrderStatus verbatim, "cancelled" when it is
+ * Canceled; "ordered_at" = PurchaseDate; "currency" = OrderTotal's (else the
+ * items'); "buyer" = BuyerInfo (id and email: the buyer's anonymized
+ * BuyerEmail, stable per buyer and seller; name: BuyerName; phone: the
+ * shipping address's); "shipping_address" = ShippingAddress (AddressLine2
+ * and AddressLine3 joined as street2; CountryCode is ISO 3166 alpha-2); no
+ * billing address (Orders API v0 has none).  "sla": IsPrime -> prime,
+ * IsBusinessOrder -> business, IsPremiumOrder -> premium,
+ * ShipmentServiceLevelCategory Expedited -> expedited, NextDay -> next_day,
+ * SameDay -> same_day, SecondDay -> two_day, Priority -> priority, Scheduled
+ * -> scheduled (Standard and FreeEconomy: none).  Lines per SellerSKU (the
+ * ASIN when an item has none): quantity = QuantityOrdered (items with 0 are
+ * left out, except that a Canceled order whose items all have 0 keeps them
+ * with quantity 1, so the cancellation still reaches the inbox), unit_price
+ * = ItemPrice / QuantityOrdered (ItemPrice is the line total), tax = ItemTax,
+ * discount = PromotionDiscount.  "totals": items = sum of ItemPrice,
+ * shipping = sum of ShippingPrice, gift_wrap = sum of the items'
+ * BuyerInfo.GiftWrapPrice, discount = PromotionDiscount + ShippingDiscount,
+ * tax = ItemTax + ShippingTax + GiftWrapTax - PromotionDiscountTax -
+ * ShippingDiscountTax, total = OrderTotal.  "gift_message" = the items'
+ * BuyerInfo.GiftMessageText.  "raw" = the order object of getOrders /
+ * getOrder verbatim, with the getOrderItems OrderItems (verbatim) added
+ * under "OrderItems".  No fees (they are in the Finances API).
+ *
+ * Not done here: ShippingAddress names and lines, BuyerInfo and the items'
+ * BuyerInfo (gift messages) are restricted data that real SP-API returns
+ * only with a Restricted Data Token in x-amz-access-token
+ * (POST /tokens/2021-03-01/restrictedDataToken); the connector interface
+ * has one access token per channel, so orders are read with the LWA token
+ * (an order left without a name is held by inbox_upsert with its error).
+ *
+ * Cancellation back (build_cancel): not implemented.  Orders API v0 has no
+ * operation by which a seller cancels an order (getOrders, getOrder,
+ * getOrderItems, getOrderAddress, getOrderBuyerInfo, updateShipmentStatus,
+ * confirmShipment, regulated info only), and the reference we follow
+ * (MARKETPLACE_APIS.md, the saved SP-API models) documents no other way;
+ * Amazon's order acknowledgement feed is a multi-step Feeds API upload that
+ * one cancel request cannot carry.
+ *
  * Copyright (c) 2026, the omnichan authors
  *
  *-------------------------------------------------------------------------
@@ -43,6 +108,7 @@
 #include <zlib.h>
 
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 
 #include "../connector.h"
 
@@ -56,6 +122,19 @@
 /* largest processing report inflated from GZIP */
 #define AMAZON_MAX_REPORT		(64 * 1024 * 1024)
 
+/* order pull: the window ends 2 minutes before now (Amazon's rule) */
+#define AMAZON_PULL_LAG_S		120
+/* getOrders MaxResultsPerPage (the largest Amazon allows) */
+#define AMAZON_ORDERS_PAGE		100
+/* most items an answer of getOrderItems may carry, and an order may keep */
+#define AMAZON_ITEMS_PAGE		1000
+#define AMAZON_MAX_ITEMS		501
+/* longest NextToken, and longest text field, taken from an answer */
+#define AMAZON_MAX_TOKEN		8192
+#define AMAZON_MAX_TEXT			4000
+/* the order statuses asked for (Pending ones are never imported) */
+#define AMAZON_ORDER_STATUSES	"Unshipped,PartiallyShipped,Shipped,InvoiceUnconfirmed,Canceled"
+
 #define AMAZON_FEED_CTYPE		"application/json; charset=UTF-8"
 #define AMAZON_USER_AGENT		"omnichan/" OMNICHAN_VERSION " (Language=C)"
 
@@ -66,6 +145,9 @@ static bool AmazonNextStep(ChannelConfig *ch, HttpRequest *req, OcJson *payload,
 static void AmazonBuildToken(ChannelConfig *ch, OcJson *secrets, HttpRequest *req);
 static bool AmazonParseToken(HttpRequest *req, char **token, int *expires_in, char **error);
 static void AmazonAuthorize(ChannelConfig *ch, OcJson *secrets, const char *token, HttpRequest *req);
+static void AmazonBuildPull(ChannelConfig *ch, OcJson *state, OutRequest *out);
+static bool AmazonParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state,
+							OcJson *orders, OutRequest *next, char **error);
 
 const Connector AmazonConnector = {
 	.kind = "amazon",
@@ -77,6 +159,10 @@ const Connector AmazonConnector = {
 	.build_token = AmazonBuildToken,
 	.parse_token = AmazonParseToken,
 	.authorize = AmazonAuthorize,
+	.pull_operation = "order_pull",
+	.pull_lag_s = AMAZON_PULL_LAG_S,
+	.build_pull = AmazonBuildPull,
+	.parse_pull = AmazonParsePull,
 };
 
 /* FeedThreshold: listings from which a job goes through a feed */
@@ -709,4 +795,719 @@ AmazonAuthorize(ChannelConfig *ch, OcJson *secrets, const char *token, HttpReque
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	HttpAddHeader(req, "x-amz-access-token: %s", token);
 	HttpAddHeader(req, "x-amz-date: %s", stamp);
+}
+
+/*
+ * Order pull
+ */
+
+/* PullString: a string of an object (the pull state), NULL when absent or empty */
+static const char *
+PullString(OcJson *state, const char *key)
+{
+	const char *s = OcJsonString(OcJsonGet(state, key));
+
+	return (s != NULL && *s != '\0') ? s : NULL;
+}
+
+/* JsonTrue: a JSON true, or the string "true" (IsGift is a string) */
+static bool
+JsonTrue(OcJson *value)
+{
+	const char *s = OcJsonString(value);
+
+	if (s != NULL)
+		return pg_strcasecmp(s, "true") == 0;
+	return value != NULL && strcmp(OcJsonDump(value), "true") == 0;
+}
+
+/*
+ * OrdersRequest
+ *		getOrders: the first page of the window, or the page of a NextToken.
+ */
+static void
+OrdersRequest(ChannelConfig *ch, OcJson *state, const char *token, OutRequest *out)
+{
+	char	   *path;
+
+	if (token != NULL)
+		path = psprintf("/orders/v0/orders?MarketplaceIds=%s&NextToken=%s",
+						MarketplaceIdsCsv(ch), UrlEncode(token));
+	else
+	{
+		const char *since = OcJsonString(OcJsonGet(state, "since"));
+		const char *until = OcJsonString(OcJsonGet(state, "until"));
+
+		path = psprintf("/orders/v0/orders?MarketplaceIds=%s&LastUpdatedAfter=%s%s%s"
+						"&OrderStatuses=%s&MaxResultsPerPage=%d",
+						MarketplaceIdsCsv(ch), UrlEncode(since ? since : ""),
+						until ? "&LastUpdatedBefore=" : "", until ? UrlEncode(until) : "",
+						AMAZON_ORDER_STATUSES, AMAZON_ORDERS_PAGE);
+	}
+	OcJsonSetString(state, "step", "orders");
+	ApiRequest(ch, out, "order_pull", "GET", path, NULL);
+}
+
+/* ItemsRequest: getOrderItems of an order, the first page or a NextToken's */
+static void
+ItemsRequest(ChannelConfig *ch, OcJson *state, const char *order_id,
+			 const char *token, OutRequest *out)
+{
+	char	   *path = psprintf("/orders/v0/orders/%s/orderItems", UrlEncode(order_id));
+
+	if (token != NULL)
+		path = psprintf("%s?NextToken=%s", path, UrlEncode(token));
+	OcJsonSetString(state, "step", "items");
+	ApiRequest(ch, out, "order_items", "GET", path, NULL);
+}
+
+/*
+ * AmazonBuildPull
+ *		The first request of a pull: getOrders of the window, or getOrder of
+ *		the order omnichan.fetch_order asked for.
+ */
+static void
+AmazonBuildPull(ChannelConfig *ch, OcJson *state, OutRequest *out)
+{
+	const char *order_id = PullString(state, "order_id");
+
+	if (order_id != NULL)
+	{
+		OcJsonSetString(state, "step", "order");
+		ApiRequest(ch, out, "order_get", "GET",
+				   psprintf("/orders/v0/orders/%s", UrlEncode(order_id)), NULL);
+		return;
+	}
+	OrdersRequest(ch, state, NULL, out);
+}
+
+/*
+ * CheckText
+ *		An optional text field: absent, null or a string of at most max
+ *		bytes.  False (with *error) for anything else.
+ */
+static bool
+CheckText(OcJson *obj, const char *key, int max, const char *what, char **error)
+{
+	OcJson	   *v = OcJsonGet(obj, key);
+	const char *s = OcJsonString(v);
+
+	if (OcJsonIsNull(v))
+		return true;
+	if (s == NULL || strlen(s) > (size_t) max)
+	{
+		*error = psprintf("Amazon %s has an invalid %s", what, key);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * CheckMoney
+ *		An optional Money field {"CurrencyCode", "Amount"}: a decimal amount,
+ *		in the order's currency (*currency, set from the first amount seen
+ *		when NULL).
+ */
+static bool
+CheckMoney(OcJson *obj, const char *key, const char **currency,
+		   const char *what, char **error)
+{
+	OcJson	   *m = OcJsonGet(obj, key);
+	const char *code;
+
+	if (OcJsonIsNull(m))
+		return true;
+	code = OcJsonString(OcJsonGet(m, "CurrencyCode"));
+	if (!OcJsonIsObject(m) || DecimalOf(OcJsonGet(m, "Amount")) == NULL ||
+		(code != NULL && strlen(code) != 3))
+	{
+		*error = psprintf("Amazon %s has an invalid %s", what, key);
+		return false;
+	}
+	if (code != NULL)
+	{
+		if (*currency == NULL)
+			*currency = code;
+		else if (pg_strcasecmp(*currency, code) != 0)
+		{
+			*error = psprintf("Amazon %s has %s in %s, not in the order's currency %s",
+							  what, key, code, *currency);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* MoneyOf: the amount of a (checked) Money field, or NULL */
+static char *
+MoneyOf(OcJson *obj, const char *key)
+{
+	return DecimalOf(OcJsonGet(OcJsonGet(obj, key), "Amount"));
+}
+
+/*
+ * CheckOrder
+ *		An Order object of getOrders / getOrder, checked before anything of
+ *		the answer is used.
+ */
+static bool
+CheckOrder(OcJson *o, char **error)
+{
+	static const char *const texts[] = {"FulfillmentChannel", "MarketplaceId",
+		"ShipmentServiceLevelCategory", "LastUpdateDate", NULL};
+	static const char *const addr[] = {"Name", "CompanyName", "AddressLine1", "AddressLine2",
+		"AddressLine3", "City", "StateOrRegion", "PostalCode", "CountryCode", "Phone", NULL};
+	const char *id = OcJsonString(OcJsonGet(o, "AmazonOrderId"));
+	const char *status = OcJsonString(OcJsonGet(o, "OrderStatus"));
+	const char *currency = NULL;
+	OcJson	   *ship;
+	OcJson	   *buyer;
+	char	   *what;
+	int64		secs;
+	int			i;
+
+	if (!OcJsonIsObject(o) || id == NULL || *id == '\0' || strlen(id) > 64)
+	{
+		*error = pstrdup("Amazon answered an order without a valid AmazonOrderId");
+		return false;
+	}
+	what = psprintf("order %s", id);
+	if (status == NULL || *status == '\0' || strlen(status) > 64)
+	{
+		*error = psprintf("Amazon %s has no valid OrderStatus", what);
+		return false;
+	}
+	if (!EpochFromIso(OcJsonString(OcJsonGet(o, "PurchaseDate")), &secs))
+	{
+		*error = psprintf("Amazon %s has no valid PurchaseDate", what);
+		return false;
+	}
+	for (i = 0; texts[i] != NULL; i++)
+		if (!CheckText(o, texts[i], 64, what, error))
+			return false;
+	if (!CheckMoney(o, "OrderTotal", &currency, what, error))
+		return false;
+	ship = OcJsonGet(o, "ShippingAddress");
+	if (!OcJsonIsNull(ship))
+	{
+		if (!OcJsonIsObject(ship))
+		{
+			*error = psprintf("Amazon %s has an invalid ShippingAddress", what);
+			return false;
+		}
+		for (i = 0; addr[i] != NULL; i++)
+			if (!CheckText(ship, addr[i], AMAZON_MAX_TEXT, what, error))
+				return false;
+	}
+	buyer = OcJsonGet(o, "BuyerInfo");
+	if (!OcJsonIsNull(buyer))
+	{
+		if (!OcJsonIsObject(buyer) ||
+			!CheckText(buyer, "BuyerEmail", AMAZON_MAX_TEXT, what, error) ||
+			!CheckText(buyer, "BuyerName", AMAZON_MAX_TEXT, what, error))
+		{
+			if (*error == NULL)
+				*error = psprintf("Amazon %s has an invalid BuyerInfo", what);
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * CheckItem
+ *		An OrderItem of getOrderItems, its amounts in the order's currency.
+ */
+static bool
+CheckItem(OcJson *item, const char *order_id, const char **currency, char **error)
+{
+	static const char *const money[] = {"ItemPrice", "ItemTax", "ShippingPrice", "ShippingTax",
+		"ShippingDiscount", "ShippingDiscountTax", "PromotionDiscount",
+	"PromotionDiscountTax", NULL};
+	const char *id = OcJsonString(OcJsonGet(item, "OrderItemId"));
+	OcJson	   *buyer;
+	char	   *what;
+	int64		qty;
+	int			i;
+
+	if (!OcJsonIsObject(item) || id == NULL || *id == '\0' || strlen(id) > 64)
+	{
+		*error = psprintf("Amazon answered an item of order %s without a valid OrderItemId",
+						  order_id);
+		return false;
+	}
+	what = psprintf("item %s of order %s", id, order_id);
+	if (!OcJsonInt(OcJsonGet(item, "QuantityOrdered"), &qty) || qty < 0 || qty > 1000000)
+	{
+		*error = psprintf("Amazon %s has no valid QuantityOrdered", what);
+		return false;
+	}
+	if (!CheckText(item, "SellerSKU", 255, what, error) ||
+		!CheckText(item, "ASIN", 255, what, error))
+		return false;
+	if (PullString(item, "SellerSKU") == NULL && PullString(item, "ASIN") == NULL)
+	{
+		*error = psprintf("Amazon %s has neither SellerSKU nor ASIN", what);
+		return false;
+	}
+	for (i = 0; money[i] != NULL; i++)
+		if (!CheckMoney(item, money[i], currency, what, error))
+			return false;
+	buyer = OcJsonGet(item, "BuyerInfo");
+	if (!OcJsonIsNull(buyer) &&
+		(!OcJsonIsObject(buyer) ||
+		 !CheckText(buyer, "GiftMessageText", AMAZON_MAX_TEXT, what, error) ||
+		 !CheckMoney(buyer, "GiftWrapPrice", currency, what, error) ||
+		 !CheckMoney(buyer, "GiftWrapTax", currency, what, error)))
+	{
+		if (*error == NULL)
+			*error = psprintf("Amazon %s has an invalid BuyerInfo", what);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Importable
+ *		Whether an order is imported now (Odoo's Amazon connector rules):
+ *		never while Pending; FBA once shipped or cancelled; merchant-fulfilled
+ *		while to be shipped, or cancelled.
+ */
+static bool
+Importable(OcJson *o)
+{
+	const char *status = OcJsonString(OcJsonGet(o, "OrderStatus"));
+	const char *channel = OcJsonString(OcJsonGet(o, "FulfillmentChannel"));
+
+	if (strcmp(status, "Canceled") == 0)
+		return true;
+	if (channel != NULL && strcmp(channel, "AFN") == 0)
+		return strcmp(status, "Shipped") == 0 || strcmp(status, "InvoiceUnconfirmed") == 0;
+	return strcmp(status, "Unshipped") == 0 || strcmp(status, "PartiallyShipped") == 0;
+}
+
+/* NextToken: a NextToken of a payload (NULL when absent or empty); false if invalid */
+static bool
+NextToken(OcJson *payload, const char **token, char **error)
+{
+	OcJson	   *v = OcJsonGet(payload, "NextToken");
+	const char *s = OcJsonString(v);
+
+	*token = NULL;
+	if (OcJsonIsNull(v))
+		return true;
+	if (s == NULL || strlen(s) > AMAZON_MAX_TOKEN)
+	{
+		*error = pstrdup("Amazon answered an invalid NextToken");
+		return false;
+	}
+	*token = *s != '\0' ? s : NULL;
+	return true;
+}
+
+/*
+ * Advance
+ *		The next request of the chain: the items of the next order waiting
+ *		in the state, else the next page of orders; false when the pull is
+ *		complete.
+ */
+static bool
+Advance(ChannelConfig *ch, OcJson *state, OutRequest *next)
+{
+	OcJson	   *queue = OcJsonGet(state, "queue");
+	int64		pos = 0;
+	char	   *token;
+
+	(void) OcJsonInt(OcJsonGet(state, "queue_pos"), &pos);
+	(void) OcJsonSetArray(state, "items");
+	OcJsonSetString(state, "items_token", "");
+	if (pos >= 0 && pos < OcJsonLength(queue))
+	{
+		ItemsRequest(ch, state, OcJsonString(OcJsonGet(OcJsonAt(queue, (int) pos), "AmazonOrderId")),
+					 NULL, next);
+		return true;
+	}
+	(void) OcJsonSetArray(state, "queue");
+	OcJsonSetInt(state, "queue_pos", 0);
+	if (PullString(state, "next_token") == NULL)
+		return false;
+	token = pstrdup(PullString(state, "next_token"));
+	OcJsonSetString(state, "next_token", "");
+	OrdersRequest(ch, state, token, next);
+	return true;
+}
+
+/*
+ * QueueOrders
+ *		Keep the orders of an answer that are to be imported, after checking
+ *		them all: they wait in the state for their items.
+ */
+static bool
+QueueOrders(ChannelConfig *ch, OcJson *state, OcJson *list, const char *token,
+			OutRequest *next, char **error)
+{
+	OcJson	   *queue;
+	int			n = OcJsonLength(list);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (!CheckOrder(OcJsonAt(list, i), error))
+			return false;
+	queue = OcJsonSetArray(state, "queue");
+	for (i = 0; i < n; i++)
+		if (Importable(OcJsonAt(list, i)))
+			OcJsonAppendCopy(queue, OcJsonAt(list, i));
+	OcJsonSetInt(state, "queue_pos", 0);
+	OcJsonSetString(state, "next_token", token ? token : "");
+	return Advance(ch, state, next);
+}
+
+/* one line of a normalized order, per SKU */
+typedef struct AmazonLine
+{
+	const char *sku;
+	const char *external_id;
+	int64		quantity;
+	char	   *price;			/* line total */
+	char	   *tax;
+	char	   *discount;
+} AmazonLine;
+
+/*
+ * AddLines
+ *		The "lines" of an order, one per SKU; items with no quantity left
+ *		out unless keep_zero (quantity 1 then).
+ */
+static int
+AddLines(OcJson *lines, OcJson *items, bool keep_zero)
+{
+	int			n = OcJsonLength(items);
+	AmazonLine *agg = palloc0(sizeof(AmazonLine) * Max(n, 1));
+	int			nlines = 0;
+	int			i,
+				k;
+
+	for (i = 0; i < n; i++)
+	{
+		OcJson	   *item = OcJsonAt(items, i);
+		const char *sku = PullString(item, "SellerSKU");
+		int64		qty = 0;
+
+		if (sku == NULL)
+			sku = PullString(item, "ASIN");
+		(void) OcJsonInt(OcJsonGet(item, "QuantityOrdered"), &qty);
+		if (qty == 0)
+		{
+			if (!keep_zero)
+				continue;
+			qty = 1;
+		}
+		for (k = 0; k < nlines; k++)
+			if (strcmp(agg[k].sku, sku) == 0)
+				break;
+		if (k == nlines)
+		{
+			agg[k].sku = sku;
+			agg[k].external_id = OcJsonString(OcJsonGet(item, "OrderItemId"));
+			nlines++;
+		}
+		agg[k].quantity += qty;
+		agg[k].price = DecimalAdd(agg[k].price, MoneyOf(item, "ItemPrice"));
+		agg[k].tax = DecimalAdd(agg[k].tax, MoneyOf(item, "ItemTax"));
+		agg[k].discount = DecimalAdd(agg[k].discount, MoneyOf(item, "PromotionDiscount"));
+	}
+	for (k = 0; k < nlines; k++)
+	{
+		OcJson	   *l = OcJsonAppendObject(lines);
+		char	   *unit = DecimalDivInt(agg[k].price, agg[k].quantity, 2);
+
+		/* ItemPrice is the line total: a unit price of more decimals if needed */
+		if (DecimalCmp(DecimalMulInt(unit, agg[k].quantity), agg[k].price) != 0)
+			unit = DecimalDivInt(agg[k].price, agg[k].quantity, 6);
+		OcJsonSetString(l, "external_id", agg[k].external_id);
+		OcJsonSetString(l, "sku", agg[k].sku);
+		OcJsonSetInt(l, "quantity", agg[k].quantity);
+		OcJsonSetString(l, "unit_price", unit);
+		OcJsonSetString(l, "tax", agg[k].tax);
+		OcJsonSetString(l, "discount", agg[k].discount);
+	}
+	return nlines;
+}
+
+/* SetText: key = the string of obj's field, when it has one */
+static void
+SetText(OcJson *out, const char *key, OcJson *obj, const char *field)
+{
+	const char *s = PullString(obj, field);
+
+	if (s != NULL)
+		OcJsonSetString(out, key, s);
+}
+
+/*
+ * AddAddress
+ *		"shipping_address" from an SP-API Address.
+ */
+static void
+AddAddress(OcJson *order, OcJson *addr)
+{
+	OcJson	   *a;
+	const char *l2 = PullString(addr, "AddressLine2");
+	const char *l3 = PullString(addr, "AddressLine3");
+
+	if (!OcJsonIsObject(addr))
+		return;
+	a = OcJsonSetObject(order, "shipping_address");
+	SetText(a, "name", addr, "Name");
+	SetText(a, "street", addr, "AddressLine1");
+	if (l2 != NULL && l3 != NULL)
+		OcJsonSetString(a, "street2", psprintf("%s, %s", l2, l3));
+	else if (l2 != NULL || l3 != NULL)
+		OcJsonSetString(a, "street2", l2 ? l2 : l3);
+	SetText(a, "city", addr, "City");
+	SetText(a, "zip", addr, "PostalCode");
+	SetText(a, "state", addr, "StateOrRegion");
+	SetText(a, "country", addr, "CountryCode");
+	SetText(a, "phone", addr, "Phone");
+}
+
+/*
+ * AddSla
+ *		"sla" flags of an order.
+ */
+static void
+AddSla(OcJson *order, OcJson *o)
+{
+	static const char *const categories[][2] = {
+		{"Expedited", "expedited"}, {"NextDay", "next_day"}, {"SameDay", "same_day"},
+		{"SecondDay", "two_day"}, {"Priority", "priority"}, {"Scheduled", "scheduled"},
+		{NULL, NULL}
+	};
+	OcJson	   *sla = OcJsonSetArray(order, "sla");
+	const char *cat = OcJsonString(OcJsonGet(o, "ShipmentServiceLevelCategory"));
+	int			i;
+
+	if (JsonTrue(OcJsonGet(o, "IsPrime")))
+		OcJsonAppendString(sla, "prime");
+	if (JsonTrue(OcJsonGet(o, "IsBusinessOrder")))
+		OcJsonAppendString(sla, "business");
+	if (JsonTrue(OcJsonGet(o, "IsPremiumOrder")))
+		OcJsonAppendString(sla, "premium");
+	for (i = 0; cat != NULL && categories[i][0] != NULL; i++)
+		if (strcmp(cat, categories[i][0]) == 0)
+			OcJsonAppendString(sla, categories[i][1]);
+}
+
+/*
+ * AddOrder
+ *		Append the normalized order of an Order and its (checked) items.
+ */
+static void
+AddOrder(OcJson *orders, OcJson *o, OcJson *items)
+{
+	OcJson	   *order = OcJsonAppendObject(orders);
+	const char *status = OcJsonString(OcJsonGet(o, "OrderStatus"));
+	bool		cancelled = strcmp(status, "Canceled") == 0;
+	OcJson	   *buyer = OcJsonGet(o, "BuyerInfo");
+	OcJson	   *ship = OcJsonGet(o, "ShippingAddress");
+	const char *currency = OcJsonString(OcJsonPath(o, "OrderTotal.CurrencyCode"));
+	char	   *sums[7] = {NULL};
+	enum
+	{
+		S_ITEMS, S_SHIP, S_WRAP, S_DISC, S_TAX, S_NTAX, S_GIFT
+	};
+	StringInfoData gift;
+	OcJson	   *lines;
+	OcJson	   *totals;
+	OcJson	   *raw;
+	int64		secs = 0;
+	int			n = OcJsonLength(items);
+	int			i;
+
+	OcJsonSetString(order, "external_id", OcJsonString(OcJsonGet(o, "AmazonOrderId")));
+	OcJsonSetString(order, "status", status);
+	OcJsonSetBool(order, "cancelled", cancelled);
+	(void) EpochFromIso(OcJsonString(OcJsonGet(o, "PurchaseDate")), &secs);
+	OcJsonSetString(order, "ordered_at", IsoFromEpoch(secs));
+
+	/* amounts */
+	initStringInfo(&gift);
+	for (i = 0; i < n; i++)
+	{
+		OcJson	   *item = OcJsonAt(items, i);
+		OcJson	   *ib = OcJsonGet(item, "BuyerInfo");
+		const char *msg = PullString(ib, "GiftMessageText");
+
+		if (currency == NULL)
+			currency = OcJsonString(OcJsonPath(item, "ItemPrice.CurrencyCode"));
+		sums[S_ITEMS] = DecimalAdd(sums[S_ITEMS], MoneyOf(item, "ItemPrice"));
+		sums[S_SHIP] = DecimalAdd(sums[S_SHIP], MoneyOf(item, "ShippingPrice"));
+		sums[S_WRAP] = DecimalAdd(sums[S_WRAP], MoneyOf(ib, "GiftWrapPrice"));
+		sums[S_DISC] = DecimalAdd(DecimalAdd(sums[S_DISC], MoneyOf(item, "PromotionDiscount")),
+								  MoneyOf(item, "ShippingDiscount"));
+		sums[S_TAX] = DecimalAdd(DecimalAdd(DecimalAdd(sums[S_TAX], MoneyOf(item, "ItemTax")),
+											MoneyOf(item, "ShippingTax")),
+								 MoneyOf(ib, "GiftWrapTax"));
+		sums[S_NTAX] = DecimalAdd(DecimalAdd(sums[S_NTAX], MoneyOf(item, "PromotionDiscountTax")),
+								  MoneyOf(item, "ShippingDiscountTax"));
+		if (msg != NULL && strstr(gift.data, msg) == NULL)
+		{
+			/* one message per order, usually repeated on every item */
+			if (gift.len > 0)
+				appendStringInfoChar(&gift, '\n');
+			appendStringInfoString(&gift, msg);
+		}
+	}
+	if (currency != NULL)
+		OcJsonSetString(order, "currency", currency);
+
+	/* buyer and address (restricted data: may be absent) */
+	if (OcJsonIsObject(buyer) || OcJsonIsObject(ship))
+	{
+		OcJson	   *b = OcJsonSetObject(order, "buyer");
+
+		SetText(b, "id", buyer, "BuyerEmail");
+		SetText(b, "name", buyer, "BuyerName");
+		if (PullString(buyer, "BuyerEmail") && strchr(PullString(buyer, "BuyerEmail"), '@'))
+			SetText(b, "email", buyer, "BuyerEmail");
+		SetText(b, "phone", ship, "Phone");
+	}
+	AddAddress(order, ship);
+
+	totals = OcJsonSetObject(order, "totals");
+	OcJsonSetString(totals, "items", sums[S_ITEMS] ? sums[S_ITEMS] : "0");
+	OcJsonSetString(totals, "shipping", sums[S_SHIP] ? sums[S_SHIP] : "0");
+	OcJsonSetString(totals, "gift_wrap", sums[S_WRAP] ? sums[S_WRAP] : "0");
+	OcJsonSetString(totals, "discount", sums[S_DISC] ? sums[S_DISC] : "0");
+	OcJsonSetString(totals, "tax", DecimalSub(sums[S_TAX], sums[S_NTAX]));
+	if (MoneyOf(o, "OrderTotal") != NULL)
+		OcJsonSetString(totals, "total", MoneyOf(o, "OrderTotal"));
+
+	AddSla(order, o);
+	if (gift.len > 0)
+		OcJsonSetString(order, "gift_message",
+						pnstrdup(gift.data, pg_mbcliplen(gift.data, gift.len, AMAZON_MAX_TEXT)));
+
+	lines = OcJsonSetArray(order, "lines");
+	if (AddLines(lines, items, false) == 0 && cancelled)
+		(void) AddLines(lines, items, true);
+
+	OcJsonSetCopy(order, "raw", o);
+	raw = OcJsonGet(order, "raw");
+	OcJsonSetCopy(raw, "OrderItems", items);
+}
+
+/*
+ * ParseItems
+ *		A page of getOrderItems for the order at queue_pos: keep its items;
+ *		when it is the last page, emit the order and go on.
+ */
+static bool
+ParseItems(ChannelConfig *ch, OcJson *payload, OcJson *state, OcJson *orders,
+		   OutRequest *next, char **error)
+{
+	int64		pos = -1;
+	OcJson	   *o;
+	OcJson	   *list = OcJsonGet(payload, "OrderItems");
+	OcJson	   *items = OcJsonGet(state, "items");
+	const char *order_id;
+	const char *answered = OcJsonString(OcJsonGet(payload, "AmazonOrderId"));
+	const char *currency;
+	const char *token;
+	int			n = OcJsonLength(list);
+	int			i;
+
+	(void) OcJsonInt(OcJsonGet(state, "queue_pos"), &pos);
+	o = pos >= 0 ? OcJsonAt(OcJsonGet(state, "queue"), (int) pos) : NULL;
+	order_id = OcJsonString(OcJsonGet(o, "AmazonOrderId"));
+	if (order_id == NULL || OcJsonLength(items) < 0)
+	{
+		*error = pstrdup("the pull state has no order waiting for its items");
+		return false;
+	}
+	if (answered != NULL && strcmp(answered, order_id) != 0)
+	{
+		*error = psprintf("Amazon answered the items of order %s for order %s", answered, order_id);
+		return false;
+	}
+	if (n < 0 || n > AMAZON_ITEMS_PAGE)
+	{
+		*error = psprintf("Amazon answered no valid OrderItems for order %s", order_id);
+		return false;
+	}
+	if (!NextToken(payload, &token, error))
+		return false;
+	currency = OcJsonString(OcJsonPath(o, "OrderTotal.CurrencyCode"));
+	for (i = 0; i < OcJsonLength(items); i++)
+		if (!CheckItem(OcJsonAt(items, i), order_id, &currency, error))
+			return false;
+	for (i = 0; i < n; i++)
+		if (!CheckItem(OcJsonAt(list, i), order_id, &currency, error))
+			return false;
+
+	/* past 501 items the order cannot be imported anyway: keep no more */
+	for (i = 0; i < n && OcJsonLength(items) < AMAZON_MAX_ITEMS; i++)
+		OcJsonAppendCopy(items, OcJsonAt(list, i));
+	if (token != NULL)
+	{
+		char	   *t = pstrdup(token);
+
+		OcJsonSetString(state, "items_token", t);
+		ItemsRequest(ch, state, order_id, t, next);
+		return true;
+	}
+	AddOrder(orders, o, items);
+	OcJsonSetInt(state, "queue_pos", pos + 1);
+	return Advance(ch, state, next);
+}
+
+/*
+ * AmazonParsePull
+ *		One answer of the chain: a page of getOrders, the order of getOrder,
+ *		or a page of an order's items ("step" of the state says which).
+ */
+static bool
+AmazonParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state,
+				OcJson *orders, OutRequest *next, char **error)
+{
+	OcJson	   *doc = ResponseJson(req);
+	OcJson	   *payload = OcJsonGet(doc, "payload");
+	const char *step = PullString(state, "step");
+
+	*error = NULL;
+	if (!OcJsonIsObject(payload))
+	{
+		char	   *msg = ErrorsMessage(doc);
+
+		*error = msg ? psprintf("Amazon %s", msg)
+			: psprintf("Amazon %s answered without a payload object", req->operation);
+		return false;
+	}
+	if (step != NULL && strcmp(step, "orders") == 0)
+	{
+		OcJson	   *list = OcJsonGet(payload, "Orders");
+		const char *token;
+		int			n = OcJsonLength(list);
+
+		if (n < 0 || n > AMAZON_ORDERS_PAGE)
+		{
+			*error = pstrdup("Amazon getOrders answered no valid Orders array");
+			return false;
+		}
+		if (!NextToken(payload, &token, error))
+			return false;
+		return QueueOrders(ch, state, list, token ? pstrdup(token) : NULL, next, error);
+	}
+	if (step != NULL && strcmp(step, "order") == 0)
+	{
+		/* getOrder: the payload is the order */
+		OcJson	   *list = OcJsonNewArray();
+
+		OcJsonAppendCopy(list, payload);
+		return QueueOrders(ch, state, list, NULL, next, error);
+	}
+	if (step != NULL && strcmp(step, "items") == 0)
+		return ParseItems(ch, payload, state, orders, next, error);
+	*error = psprintf("the pull state has an unknown step \"%s\"", step ? step : "");
+	return false;
 }

@@ -29,9 +29,33 @@ Endpoints (stock push):
   processing report, GZIP-compressed when ``report_compression`` is "GZIP").
   The processing report follows listings-feed-processing-report-schema-v2:
   ``header``, ``issues`` (per messageId), ``summary``.
+
+Endpoints (order pull, Orders API v0, ordersV0.json):
+
+* ``GET /orders/v0/orders`` - getOrders: MarketplaceIds (required, known,
+  at most 50), exactly one of CreatedAfter / LastUpdatedAfter (ISO 8601;
+  Created* and LastUpdated* cannot be mixed), the Before bound at or after
+  the After one and at least two minutes before now (400 InvalidInput
+  otherwise), OrderStatuses / FulfillmentChannels / AmazonOrderIds filters,
+  MaxResultsPerPage 1-100; answers ``{"payload": {"Orders", "NextToken"?,
+  "LastUpdatedBefore" | "CreatedBefore"}}``, oldest update first.  A page
+  holds at most MaxResultsPerPage and at most the state's
+  ``orders_page_size`` orders (Amazon may return fewer than asked); the
+  NextToken request carries MarketplaceIds and NextToken (other filters are
+  the first request's); an unknown NextToken is a 400.
+* ``GET /orders/v0/orders/{orderId}`` - getOrder: ``{"payload": Order}``,
+  404 for an unknown order.
+* ``GET /orders/v0/orders/{orderId}/orderItems[?NextToken=]`` -
+  getOrderItems: ``{"payload": {"AmazonOrderId", "OrderItems", "NextToken"?}}``,
+  ``items_page_size`` items a page.
+
+ShippingAddress is only answered for Unshipped, PartiallyShipped, Shipped
+and InvoiceUnconfirmed orders (as the model says).  No cancel endpoint:
+Orders API v0 has no seller cancellation.
 """
 
 import calendar
+import datetime
 import gzip
 import hashlib
 import hmac
@@ -41,7 +65,7 @@ import time
 import uuid
 
 from core import Route, json_response, raw_response, xml_response
-from marketplaces.base import Marketplace, reason, request_id
+from marketplaces.base import Marketplace, deep_merge, reason, request_id
 
 # Codes seen in the SP-API models / docs; other statuses fall back to the
 # HTTP reason phrase without spaces.
@@ -65,14 +89,23 @@ DOC_PATH = r"/feeds/2021-06-30/documents/(?P<doc>[^/]+)"
 FEEDS_PATH = r"/feeds/2021-06-30/feeds"
 FEED_PATH = r"/feeds/2021-06-30/feeds/(?P<feed>[^/]+)"
 S3_PATH = r"/mock-s3/(?P<doc>[^/]+)"
+ORDERS_PATH = r"/orders/v0/orders"
+ORDER_PATH = r"/orders/v0/orders/(?P<order>[^/]+)"
+ORDER_ITEMS_PATH = r"/orders/v0/orders/(?P<order>[^/]+)/orderItems"
 
 # usage plans (requests per second) sent in x-amzn-RateLimit-Limit
 RATES = {"patchListingsItem": "5.0", "createFeedDocument": "0.5",
-         "createFeed": "0.0083", "getFeed": "2.0", "getFeedDocument": "0.0222"}
+         "createFeed": "0.0083", "getFeed": "2.0", "getFeedDocument": "0.0222",
+         "getOrders": "0.0167", "getOrder": "0.5", "getOrderItems": "0.5"}
 MAX_MESSAGES = 25000
 URL_TTL = 300
 PATCH_OPS = ("add", "replace", "merge", "delete")
 QTY_PATH = "/attributes/fulfillment_availability"
+ORDER_STATUSES = ("PendingAvailability", "Pending", "Unshipped", "PartiallyShipped",
+                  "Shipped", "InvoiceUnconfirmed", "Canceled", "Unfulfillable")
+ADDRESS_STATUSES = ("Unshipped", "PartiallyShipped", "Shipped", "InvoiceUnconfirmed")
+# LastUpdatedBefore / CreatedBefore must be this long before now
+BEFORE_LAG_S = 120
 
 
 def _now_iso(t=None):
@@ -89,6 +122,14 @@ class Amazon(Marketplace):
     "quantity", "fba_quantity", "updates"}`` (only seeded SKUs exist: others
     are INVALID); ``feed_processing_seconds``; ``report_compression``
     ("GZIP" or null); ``feeds`` and ``documents`` (created by the client).
+
+    Orders: seed ``{"orders": [Order, ...]}``, each an Orders API v0 Order
+    with its items under ``"OrderItems"`` (OrderItem objects); an order whose
+    AmazonOrderId exists is deep-merged into it (a runtime change), and its
+    LastUpdateDate becomes now unless the seed gives one (PurchaseDate
+    defaults to now too).  ``orders_page_size`` / ``items_page_size``: most
+    orders (items) the mock puts in one page; ``next_tokens`` are its
+    pagination tokens.
     """
     name = "amazon"
 
@@ -103,7 +144,26 @@ class Amazon(Marketplace):
                 "feed_processing_seconds": 0.3,
                 "report_compression": "GZIP",
                 "url_key": secrets.token_hex(16),
-                "feeds": {}, "documents": {}}
+                "feeds": {}, "documents": {},
+                "orders": {}, "orders_page_size": 100, "items_page_size": 100,
+                "next_tokens": {}}
+
+    def seed(self, data, seed):
+        seed = dict(seed)
+        orders = seed.pop("orders", None)
+        deep_merge(data, seed)
+        if isinstance(orders, dict):
+            orders = list(orders.values())
+        now = _now_iso()
+        for order in orders or []:
+            oid = order["AmazonOrderId"]
+            current = data["orders"].get(oid)
+            if current is None:
+                current = {"PurchaseDate": order.get("PurchaseDate", now),
+                           "OrderItems": []}
+                data["orders"][oid] = current
+            deep_merge(current, order)
+            current["LastUpdateDate"] = order.get("LastUpdateDate", now)
 
     def routes(self):
         return [Route("POST", TOKEN_PATH, self.token, "lwa_token"),
@@ -113,7 +173,10 @@ class Amazon(Marketplace):
                 Route("POST", FEEDS_PATH, self.create_feed, "createFeed"),
                 Route("GET", FEED_PATH, self.get_feed, "getFeed"),
                 Route("PUT", S3_PATH, self.s3_put, "s3_put"),
-                Route("GET", S3_PATH, self.s3_get, "s3_get")]
+                Route("GET", S3_PATH, self.s3_get, "s3_get"),
+                Route("GET", ORDERS_PATH, self.get_orders, "getOrders"),
+                Route("GET", ORDER_PATH, self.get_order, "getOrder"),
+                Route("GET", ORDER_ITEMS_PATH, self.get_order_items, "getOrderItems")]
 
     # ------------------------------------------------------------------
     # Login with Amazon
@@ -453,6 +516,154 @@ class Amazon(Marketplace):
         return json_response(answer, 200, _headers("getFeedDocument"))
 
     # ------------------------------------------------------------------
+    # Orders API v0
+    # ------------------------------------------------------------------
+
+    @staticmethod
+    def _order_view(order):
+        """An order as getOrders / getOrder answer it."""
+        view = {k: v for k, v in order.items() if k != "OrderItems"}
+        if view.get("OrderStatus") not in ADDRESS_STATUSES:
+            view.pop("ShippingAddress", None)
+        return view
+
+    def _token(self, state, entry):
+        token = secrets.token_urlsafe(48) + "=="
+        state.data["next_tokens"][token] = entry
+        return token
+
+    def get_orders(self, request, state):
+        q = request.query
+        with state.lock:
+            refused = self._unauthorized(request, state)
+            if refused:
+                return refused
+            mids = _csv(q, "MarketplaceIds")
+            if not mids:
+                return self.error(request, 400, message="Missing required parameter: MarketplaceIds")
+            if len(mids) > 50:
+                return self.error(request, 400, message="MarketplaceIds can have at most 50 values.")
+            for mid in mids:
+                if mid not in state.data["marketplace_ids"]:
+                    return self.error(request, 400, message=f"Invalid MarketplaceIds: {mid}")
+            token = q.get("NextToken", [None])[0]
+            if token is not None:
+                entry = state.data["next_tokens"].get(token)
+                if entry is None or entry["kind"] != "orders" or entry["marketplaces"] != mids:
+                    return self.error(request, 400, message="Invalid NextToken.")
+            else:
+                entry, refused = self._orders_query(request, state, q, mids)
+                if refused:
+                    return refused
+            ids = entry["ids"]
+            offset = entry["offset"]
+            page = ids[offset:offset + entry["size"]]
+            payload = {"Orders": [self._order_view(state.data["orders"][i])
+                                  for i in page if i in state.data["orders"]]}
+            if offset + len(page) < len(ids):
+                payload["NextToken"] = self._token(state, dict(entry, offset=offset + len(page)))
+            payload[entry["before_key"]] = entry["before"]
+        return json_response({"payload": payload}, 200, _headers("getOrders"))
+
+    def _orders_query(self, request, state, q, mids):
+        """The matching orders of a first getOrders request, or an error."""
+        def fail(message):
+            return None, self.error(request, 400, message=message)
+
+        created = "CreatedAfter" in q or "CreatedBefore" in q
+        updated = "LastUpdatedAfter" in q or "LastUpdatedBefore" in q
+        if created and updated:
+            return fail("CreatedAfter/CreatedBefore and LastUpdatedAfter/LastUpdatedBefore "
+                        "cannot be specified together.")
+        key = "Created" if created else "LastUpdated"
+        if f"{key}After" not in q:
+            return fail("Either CreatedAfter or LastUpdatedAfter must be specified.")
+        after = _parse_iso(q[f"{key}After"][0])
+        if after is None:
+            return fail(f"{key}After is not a valid ISO 8601 date.")
+        limit = time.time() - BEFORE_LAG_S
+        if f"{key}Before" in q:
+            before = _parse_iso(q[f"{key}Before"][0])
+            if before is None:
+                return fail(f"{key}Before is not a valid ISO 8601 date.")
+            if before < after:
+                return fail(f"{key}Before must be on or after {key}After.")
+            if before > limit:
+                # message text (unverified); the rule is the model's
+                return fail(f"{key}Before must be at least 2 minutes before the current time.")
+        else:
+            before = limit
+        if after > limit:
+            return fail(f"{key}After must be at least 2 minutes before the current time.")
+        size = q.get("MaxResultsPerPage", ["100"])[0]
+        if not size.isdigit() or not 1 <= int(size) <= 100:
+            return fail("MaxResultsPerPage must be between 1 and 100.")
+        statuses = _csv(q, "OrderStatuses")
+        for st in statuses:
+            if st not in ORDER_STATUSES:
+                return fail(f"Invalid OrderStatuses: {st}")
+        channels = _csv(q, "FulfillmentChannels")
+        for ch in channels:
+            if ch not in ("AFN", "MFN"):
+                return fail(f"Invalid FulfillmentChannels: {ch}")
+        wanted = _csv(q, "AmazonOrderIds")
+        if len(wanted) > 50:
+            return fail("AmazonOrderIds can have at most 50 values.")
+        field = "PurchaseDate" if created else "LastUpdateDate"
+        found = []
+        for oid, order in state.data["orders"].items():
+            t = _parse_iso(order.get(field, ""))
+            if (t is None or not after <= t <= before
+                    or order.get("MarketplaceId", mids[0]) not in mids
+                    or (statuses and order.get("OrderStatus") not in statuses)
+                    or (channels and order.get("FulfillmentChannel", "MFN") not in channels)
+                    or (wanted and oid not in wanted)):
+                continue
+            found.append((t, oid))
+        found.sort()
+        return {"kind": "orders", "marketplaces": mids, "ids": [oid for _, oid in found],
+                "offset": 0,
+                "size": min(int(size), int(state.data["orders_page_size"])),
+                "before_key": f"{key}Before", "before": _now_iso(before)}, None
+
+    def get_order(self, request, state):
+        with state.lock:
+            refused = self._unauthorized(request, state)
+            if refused:
+                return refused
+            order = state.data["orders"].get(request.params["order"])
+            if order is None:
+                return self.error(request, 404, message="Order not found.",
+                                  details=f"Invalid AmazonOrderId: {request.params['order']}")
+            view = self._order_view(order)
+        return json_response({"payload": view}, 200, _headers("getOrder"))
+
+    def get_order_items(self, request, state):
+        oid = request.params["order"]
+        with state.lock:
+            refused = self._unauthorized(request, state)
+            if refused:
+                return refused
+            order = state.data["orders"].get(oid)
+            if order is None:
+                return self.error(request, 404, message="Order not found.",
+                                  details=f"Invalid AmazonOrderId: {oid}")
+            offset = 0
+            token = request.query.get("NextToken", [None])[0]
+            if token is not None:
+                entry = state.data["next_tokens"].get(token)
+                if entry is None or entry["kind"] != "items" or entry["order"] != oid:
+                    return self.error(request, 400, message="Invalid NextToken.")
+                offset = entry["offset"]
+            items = order.get("OrderItems", [])
+            size = int(state.data["items_page_size"])
+            payload = {"AmazonOrderId": oid, "OrderItems": items[offset:offset + size]}
+            if offset + size < len(items):
+                payload["NextToken"] = self._token(state, {"kind": "items", "order": oid,
+                                                           "offset": offset + size})
+        return json_response({"payload": payload}, 200, _headers("getOrderItems"))
+
+    # ------------------------------------------------------------------
     # fault framework
     # ------------------------------------------------------------------
 
@@ -471,6 +682,23 @@ class Amazon(Marketplace):
                          "details": details}]},
             status, {"x-amzn-RequestId": request_id(),
                      "x-amzn-ErrorType": str(code)})
+
+
+def _csv(query, name):
+    """An array query parameter: comma-separated and/or repeated."""
+    return [v for item in query.get(name, []) for v in item.split(",") if v]
+
+
+def _parse_iso(text):
+    """Unix seconds of an ISO 8601 date-time (Z or offset, optional
+    fractional seconds), or None."""
+    try:
+        t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, AttributeError, TypeError):
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=datetime.timezone.utc)
+    return t.timestamp()
 
 
 def _check_message(m):
