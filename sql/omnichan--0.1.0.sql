@@ -4069,9 +4069,10 @@ FROM PUBLIC;
 -- allows it.
 -------------------------------------------------------------------------------
 
--- amazon getOrderItems has its own usage plan (0.5 rps, burst 30)
+-- amazon getOrderItems and getOrder have their own usage plans (0.5 rps, burst 30)
 INSERT INTO omnichan.rate_limit (kind, operation, rate, burst, max_concurrency) VALUES
-    ('amazon', 'order_items', 0.5, 30, NULL);
+    ('amazon', 'order_items', 0.5, 30, NULL),
+    ('amazon', 'order_get', 0.5, 30, NULL);
 
 -- orders to fetch one by one (omnichan.fetch_order), taken by the worker
 CREATE TABLE omnichan.fetch_request (

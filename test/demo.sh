@@ -12,8 +12,8 @@
 # shows the sync worker pushing every listing's allocation to its marketplace,
 # a stock change committed in Odoo reaching all seven, and what omnichan
 # computes: available-to-sell, the allocation per channel, the low-stock
-# waterfall, how a marketplace order and a stock change move the numbers, and
-# the status views.  Everything (mocks, cluster) is removed on every exit
+# waterfall, an eBay order pulled into Odoo as a quotation (pending demand:
+# every marketplace's allocation drops), a stock change, and the status views.  Everything (mocks, cluster) is removed on every exit
 # unless --keep is given (then it prints how to connect and how to stop it).
 
 set -euo pipefail
@@ -124,15 +124,8 @@ q -c "SELECT omnichan.product_policy_set($pid, '{\"safety_stock\": 3}'),
              omnichan.product_channel_policy_set($pid, 'etsy', '{\"excluded\": true}')" >/dev/null
 q -c "SELECT channel, quantity, mode FROM omnichan.allocate_bulk(ARRAY[$pid]) ORDER BY quantity DESC, channel"
 
-title "A marketplace order for 4 units arrives (order inbox): it is pending demand at once"
-q <<SQL >/dev/null
-WITH o AS (
-    INSERT INTO omnichan.order_inbox (channel_id, external_id)
-    SELECT id, '113-0000001-0000001' FROM omnichan.channel WHERE name = 'amazon-us'
-    RETURNING id)
-INSERT INTO omnichan.order_inbox_line (inbox_id, line_no, channel_sku, product_id, quantity)
-SELECT o.id, 1, '$code', $pid, 4 FROM o;
-SQL
+title "Orders flow in: an eBay order becomes an Odoo quotation, and every marketplace shows less"
+"$PY" "$OC_ROOT/test/demo_push.py" order --dir "$DEMO" --db odoo "$code" 4
 q -c "SELECT on_hand, reserved, safety, pending, ats FROM omnichan.ats($pid)"
 
 title "Stock runs low in Odoo: on hand drops to 11 units (low-stock mode: priority waterfall)"
@@ -167,4 +160,3 @@ if $keep; then
 else
 	echo "Everything above ran in a throwaway cluster that is now removed (use --keep to explore it)."
 fi
-echo "Not in this version yet: pulling the marketplaces' orders into Odoo (see the status table in README.md)."

@@ -569,9 +569,105 @@ def cmd_show(args):
           rows, right=(3, 4))
 
 
+def ebay_order(oid, sku, qty, unit, currency, buyer, name, email):
+    """An order as eBay's Fulfillment API returns it (getOrders)."""
+    now = time.time()
+
+    def iso(t):
+        return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))
+
+    def money(v):
+        return {"value": f"{v:.2f}", "currency": currency}
+    cost = round(qty * unit, 2)
+    return {"orderId": oid, "legacyOrderId": oid, "creationDate": iso(now - 60),
+            "lastModifiedDate": iso(now - 2), "orderFulfillmentStatus": "NOT_STARTED",
+            "orderPaymentStatus": "PAID", "cancelStatus": {"cancelState": "NONE_REQUESTED", "cancelRequests": []},
+            "buyer": {"username": buyer, "buyerRegistrationAddress": {"fullName": name, "email": email}},
+            "pricingSummary": {"priceSubtotal": money(cost), "deliveryCost": money(0), "tax": money(0),
+                               "total": money(cost)},
+            "totalMarketplaceFee": money(round(cost * 0.1325, 2)),
+            "fulfillmentStartInstructions": [{"shippingStep": {"shipTo": {
+                "fullName": name, "contactAddress": {"addressLine1": "742 Evergreen Terrace", "city": "Springfield",
+                                                     "stateOrProvince": "OR", "postalCode": "97475",
+                                                     "countryCode": "US"}},
+                "shippingServiceCode": "USPSPriority"}}],
+            "lineItems": [{"lineItemId": oid + "-1", "sku": sku, "title": sku, "quantity": qty,
+                           "lineItemCost": money(cost), "taxes": []}]}
+
+
+def cmd_order(args):
+    """An eBay buyer orders: the worker pulls the order, it becomes an Odoo
+    quotation, its quantity is pending demand, and every marketplace's
+    allocation drops."""
+    db, ports = args.db, load_ports(args.dir)
+    sku, qty = args.sku, args.qty
+    port = ports["ebay"]
+    pid = sql(db, f"SELECT id FROM product_product WHERE default_code = {lit(sku)}")[0][0]
+    currency = sql(db, "SELECT cu.name FROM omnichan.channel ch JOIN res_company co "
+                       "  ON co.id = (ch.settings ->> 'company_id')::int JOIN res_currency cu ON cu.id = co.currency_id "
+                       " WHERE ch.name = 'ebay-us'")
+    currency = currency[0][0] if currency else "USD"
+    before = {r[0]: int(r[1]) for r in sql(db, f"SELECT channel, quantity FROM omnichan.allocate({pid})")}
+    ats_before = sql(db, f"SELECT pending, ats FROM omnichan.ats({pid})")[0]
+    oid = "27-09876-54321"
+    mockctl.admin(port, "POST", "seed", {"orders": [
+        ebay_order(oid, sku, qty, 24.90, currency, "jdoe-1977", "Jane Doe", "jane.doe@example.com")]})
+    print(f"A buyer orders {qty} x {sku} at 24.90 {currency} on eBay (order {oid}: the eBay mock's "
+          f"getOrders lists it).")
+    print("  SELECT omnichan.sync_now('ebay-us');  -- or wait for the channel's pull_interval (eBay: 15 min)")
+    t0 = time.time()
+    sql(db, "SELECT omnichan.sync_now('ebay-us')")
+    deadline = time.monotonic() + CHANGE_TIMEOUT
+    so = []
+    while time.monotonic() < deadline:
+        so = sql(db, f"SELECT so.name, so.state, p.name, so.amount_total::text, so.client_order_ref, so.origin, "
+                     f"       w.code FROM sale_order so JOIN res_partner p ON p.id = so.partner_id "
+                     f"  JOIN stock_warehouse w ON w.id = so.warehouse_id "
+                     f" WHERE so.client_order_ref = {lit(oid)}")
+        if so:
+            break
+        time.sleep(0.05)
+    if not so:
+        raise DemoError(f"order {oid} did not reach Odoo within {CHANGE_TIMEOUT:.0f} s "
+                        "(see omnichan.order_status and omnichan.channel_status)")
+    took = time.time() - t0
+    pulls = [e for e in mockctl.journal(port) if e["path"].startswith("/sell/fulfillment/v1/order")]
+    print(f"\nThe sync worker pulled it ({len(pulls)} getOrders request(s) so far) and Odoo has a quotation "
+          f"{took:.1f} s later:")
+    table(("sale_order", "state", "customer", "amount_total", "client_order_ref", "origin", "warehouse"), so)
+    lines = sql(db, f"SELECT l.name, l.product_uom_qty::int, l.price_unit::text, l.price_subtotal::text "
+                    f"  FROM sale_order_line l JOIN sale_order so ON so.id = l.order_id "
+                    f" WHERE so.client_order_ref = {lit(oid)} ORDER BY l.sequence, l.id")
+    print()
+    table(("line", "qty", "price_unit", "subtotal"), lines, right=(1, 2, 3))
+    inbox = sql(db, f"SELECT s.channel, s.external_id, s.state, s.marketplace_status, "
+                    f"       s.marketplace_total::text, s.odoo_total::text, i.fees::text "
+                    f"  FROM omnichan.order_status s JOIN omnichan.order_inbox i ON i.external_id = s.external_id "
+                    f" WHERE s.external_id = {lit(oid)}")
+    print()
+    table(("channel", "order", "inbox state", "eBay status", "eBay total", "Odoo total", "eBay fees"), inbox)
+    ats_after = sql(db, f"SELECT pending, ats FROM omnichan.ats({pid})")[0]
+    print(f"\nThe quotation is pending demand: pending {ats_before[0]} -> {ats_after[0]}, "
+          f"available to sell {ats_before[1]} -> {ats_after[1]}.")
+
+    # every marketplace gets the lower allocation
+    after = {r[0]: int(r[1]) for r in sql(db, f"SELECT channel, quantity FROM omnichan.allocate({pid})")}
+    deadline = time.monotonic() + CHANGE_TIMEOUT
+    while True:
+        got = {m.channel: mock_quantities(m, ports[m.mock]).get(sku) for m in MARKETPLACES}
+        if all(got[c] == after.get(c) for c in got) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    rows = [(m.title, m.channel, f"{before.get(m.channel)} -> {after.get(m.channel)}", got[m.channel],
+             "yes" if got[m.channel] == after.get(m.channel) else "NO") for m in MARKETPLACES]
+    print()
+    table(("marketplace", "channel", f"omnichan allocates ({sku})", "the mock shows", "in sync"), rows,
+          right=(3,))
+
+
 def main():
-    p = argparse.ArgumentParser(description="The stock-push part of test/demo.sh.")
-    p.add_argument("command", choices=("setup", "sync", "change", "show"))
+    p = argparse.ArgumentParser(description="The stock-push and order-pull parts of test/demo.sh.")
+    p.add_argument("command", choices=("setup", "sync", "change", "show", "order"))
     p.add_argument("args", nargs="*")
     p.add_argument("--dir", required=True, help="the demo's directory (pid, port files)")
     p.add_argument("--db", default="odoo")
@@ -585,7 +681,12 @@ def main():
             if len(a.args) != 1:
                 p.error("show SKU")
             a.sku = a.args[0]
-        {"setup": cmd_setup, "sync": cmd_sync, "change": cmd_change, "show": cmd_show}[a.command](a)
+        elif a.command == "order":
+            if len(a.args) != 2:
+                p.error("order SKU QTY")
+            a.sku, a.qty = a.args[0], int(a.args[1])
+        {"setup": cmd_setup, "sync": cmd_sync, "change": cmd_change, "show": cmd_show,
+         "order": cmd_order}[a.command](a)
     except DemoError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
