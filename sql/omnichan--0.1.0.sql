@@ -3801,9 +3801,7 @@ BEGIN
     )
     INSERT INTO omnichan.order_event (inbox_id, kind) SELECT upd.id, 'retried' FROM upd;
     GET DIAGNOSTICS n = ROW_COUNT;
-    IF n = 0 THEN
-        RETURN 0;
-    END IF;
+    -- with the orders received again meanwhile (a linked SKU releases them)
     RETURN omnichan.materialize_orders(channel, GREATEST(n, 100));
 END
 $$;

@@ -40,12 +40,14 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "connector.h"
@@ -78,6 +80,9 @@ static void PullAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *r
 static void CancelAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req,
 						 OcJson *cancel, const char *state, const char *error);
 static void RecordJobError(int64 job_id, const char *error);
+static void GuardedAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req,
+						  OcJson *payload, OcJson *part, const char *state, const char *error,
+						  bool pull);
 
 /*
  * PullCycle
@@ -369,15 +374,83 @@ PullComplete(const Connector *conn, ChannelConfig *cfg, HttpRequest *req,
 		return false;
 	if ((part = OcJsonGet(payload, "pull")) != NULL && OcJsonIsObject(part))
 	{
-		PullAnswer(conn, cfg, req, payload, part, state, error);
+		GuardedAnswer(conn, cfg, req, payload, part, state, error, true);
 		return true;
 	}
 	if ((part = OcJsonGet(payload, "cancel")) != NULL && OcJsonIsObject(part))
 	{
-		CancelAnswer(conn, cfg, req, part, state, error);
+		GuardedAnswer(conn, cfg, req, payload, part, state, error, false);
 		return true;
 	}
 	return false;
+}
+
+/*
+ * GuardedAnswer
+ *		PullAnswer or CancelAnswer in a subtransaction: whatever the
+ *		marketplace sent, an error while reading or storing it (a connector
+ *		that trips over an answer it did not expect, an order a constraint
+ *		refuses) ends this pull chain with the error recorded on the job and
+ *		the channel, instead of failing the transaction that records every
+ *		outcome of the batch (the job would stay "running" until a restart,
+ *		and block the channel's pulls).  The cursor stays: the next pull
+ *		covers the window again.
+ */
+static void
+GuardedAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJson *payload,
+			  OcJson *part, const char *state, const char *error, bool pull)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (pull)
+			PullAnswer(conn, cfg, req, payload, part, state, error);
+		else
+			CancelAnswer(conn, cfg, req, part, state, error);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		char	   *msg;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+
+		/* query cancellations and shutdowns are not the answer's fault */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
+		msg = psprintf("%s: could not process the marketplace's answer: %s",
+					   pull ? "order pull" : "order cancellation", edata->message);
+		ereport(LOG,
+				(errmsg("omnichan worker: channel \"%s\": %s", cfg->name, msg)));
+		RecordJobError(req->job_id, msg);
+		SyncSetChannelError(cfg->id, msg);
+		if (!pull)
+		{
+			/* the report is not retried: the reason is kept on the order */
+			Oid			argtypes[2] = {INT8OID, TEXTOID};
+			Datum		values[2] = {Int64GetDatum(req->job_id), CStringGetTextDatum(msg)};
+
+			if (SPI_execute_with_args("UPDATE omnichan.order_inbox SET cancel_job_id = NULL, "
+									  "       cancel_report_error = $2 WHERE cancel_job_id = $1",
+									  2, argtypes, values, NULL, false, 0) < 0)
+				elog(ERROR, "could not record a cancellation report's failure");
+		}
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
 }
 
 /* RecordJobError: why a job that got a 2xx answer did not do its work */

@@ -22,8 +22,9 @@ and 30 listings, "ebay-b" real-time with 10 listings.  Checks:
   replaces it (the first row finished below 100 %, the second at 100 %);
 - a real-time channel's listing waiting for its retry_at is pushed when due
   (the housekeeping pass runs a push cycle: no commit signals a retry_at);
-- set_order_cursor(channel, ts) stores the cursor; a future time is refused
-  (SQLSTATE 22023, "in the past");
+- set_order_cursor(channel, ts) starts a pull from that time at once (the
+  cursor then moves to the pull's end); a future time is refused (SQLSTATE
+  22023, "in the past");
 - unknown channel names: SQLSTATE 42704 for every control function;
 - retention: sync_log rows, finished jobs and finished progress rows older
   than sync_log_retention disappear (25 000 sync_log rows: more than one
@@ -247,17 +248,27 @@ def main():
         "SELECT last_error IS NULL AND pushed_qty = target_qty FROM omnichan.listing WHERE sku = 'SKU-000035'")
         == "t", 3) is not None)
 
-    # 6. set_order_cursor
+    # 6. set_order_cursor: a pull from that time starts at once (the eBay
+    #    mock answers it: the cursor then moves to the pull's end)
     c.sql("SELECT omnichan.set_order_cursor('ebay-a', '2026-01-02 03:04:05+00')")
-    check("set_order_cursor stores the cursor",
-          c.val("SELECT order_cursor = '2026-01-02 03:04:05+00' FROM omnichan.channel_state s "
-                "  JOIN omnichan.channel ch ON ch.id = s.channel_id AND ch.name = 'ebay-a'") == "t")
+    window = wait_for("a pull from the new cursor", lambda: c.val(
+        "SELECT j.payload -> 'pull' ->> 'since' FROM omnichan.job j "
+        "  JOIN omnichan.channel ch ON ch.id = j.channel_id AND ch.name = 'ebay-a' "
+        " WHERE j.payload -> 'pull' ->> 'cursor' = '2026-01-02 03:04:05+00' ORDER BY j.id LIMIT 1"), 10)
+    check("set_order_cursor starts a pull from the cursor (minus the 5-minute overlap)",
+          window == "2026-01-02T02:59:05Z", str(window))
+    moved = wait_for("the cursor to move to the pull's end", lambda: c.val(
+        "SELECT order_cursor > now() - interval '1 minute' FROM omnichan.channel_state s "
+        "  JOIN omnichan.channel ch ON ch.id = s.channel_id AND ch.name = 'ebay-a'") == "t", 10)
+    check("the completed pull moves the cursor to its end", moved)
+    before = c.val("SELECT order_cursor FROM omnichan.channel_state s "
+                   "  JOIN omnichan.channel ch ON ch.id = s.channel_id AND ch.name = 'ebay-a'")
     err = error_of(c, "SELECT omnichan.set_order_cursor('ebay-a', now() + interval '1 day')")
     check("a future order cursor is refused: 22023, 'must be a time in the past'",
           err is not None and err[0] == "22023" and "in the past" in err[1], str(err))
     check("and the stored cursor is unchanged",
-          c.val("SELECT order_cursor = '2026-01-02 03:04:05+00' FROM omnichan.channel_state s "
-                "  JOIN omnichan.channel ch ON ch.id = s.channel_id AND ch.name = 'ebay-a'") == "t")
+          c.val("SELECT order_cursor FROM omnichan.channel_state s "
+                "  JOIN omnichan.channel ch ON ch.id = s.channel_id AND ch.name = 'ebay-a'") == before)
 
     # 7. unknown channels
     for stmt in ("SELECT omnichan.sync_now('nope')", "SELECT omnichan.pause('nope')",
