@@ -27,14 +27,47 @@ Endpoints:
   unknown SKU is a ``DATA_ERROR`` with ``ingestionErrors`` (the error code
   and text of such an entry: (unverified)).
 
+Orders (MARKETPLACE_APIS.md section 4.3, us_mp_orders.json):
+
+* ``GET /v3/orders?lastModifiedStartDate=&lastModifiedEndDate=&createdStartDate=
+  &createdEndDate=&limit=[&status=][&shipNodeType=][&purchaseOrderId=]`` ->
+  ``{"list": {"meta": {"totalCount", "limit", "nextCursor"?}, "elements":
+  {"order": [...]}}}``; ``limit`` at most 200 (400 beyond); dates ISO 8601
+  or yyyy-MM-dd (400 otherwise); ``createdStartDate`` defaults to now - 7
+  days, as the spec says, and only orders created in the last 180 days are
+  listed; ``shipNodeType`` defaults to SellerFulfilled (an order's
+  ``shipNode.type``, SellerFulfilled when absent); the next page is
+  ``nextCursor`` (a query string carrying the filters, ``hasMoreElements``,
+  ``soIndex`` and ``poIndex`` = the offset), absent on the last page; an empty
+  result is an empty list (the real API may answer 404 (unverified));
+* ``GET /v3/orders/{purchaseOrderId}`` -> ``{"order": {...}}`` (404 unknown);
+* ``POST /v3/orders/{purchaseOrderId}/cancel`` with ``{"orderCancellation":
+  {"orderLines": {"orderLine": [{lineNumber, orderLineStatuses:
+  {orderLineStatus: [{status: "Cancelled", cancellationReason,
+  statusQuantity: {unitOfMeasurement, amount}}]}}]}}}`` -> ``{"order"}`` with
+  the lines cancelled; a line that is not open (shipped, delivered,
+  cancelled) or a quantity beyond its open units -> 400 (error code
+  (unverified)); recorded in ``cancellations``.
+
+Order responses carry the token-bucket headers ``x-current-token-count`` and
+``x-next-replenish-time`` (spelling (unverified)).  The last-modified time of
+an order is not part of Walmart's order object: the mock keeps it in
+``order_modified`` (purchaseOrderId -> epoch ms); a seeded order may give it
+as ``"_modified"`` (epoch ms or ISO 8601; removed from the order), else it is
+the time of seeding.  Seed ``{"orders": [...]}`` replaces orders by
+purchaseOrderId (re-seed an order to change it, e.g. to cancel its lines).
+
 Error codes other than those named in MARKETPLACE_APIS.md: (unverified).
 """
 
 import base64
+import copy
+import datetime
 import email.parser
 import email.policy
 import secrets
 import time
+import urllib.parse
 
 from core import Route, json_response
 from marketplaces.base import Marketplace, reason, request_id, status_name
@@ -45,6 +78,16 @@ INVENTORY_PATH = r"/v3/inventory"
 FEEDS_PATH = r"/v3/feeds"
 FEED_PATH = r"/v3/feeds/(?P<feed_id>[^/]+)"
 DETAIL_LIMIT = 50
+ORDERS_PATH = r"/v3/orders"
+ORDER_PATH = r"/v3/orders/(?P<po>[0-9A-Za-z_-]+)"
+CANCEL_PATH = r"/v3/orders/(?P<po>[0-9A-Za-z_-]+)/cancel"
+ORDERS_MAX_LIMIT = 200
+ORDERS_DEFAULT_LIMIT = 100
+CREATED_DEFAULT_DAYS = 7
+CREATED_MAX_DAYS = 180
+CANCEL_REASONS = {"CUSTOMER_REQUESTED_SELLER_TO_CANCEL", "SELLER_CANCEL_PRICING_ERROR",
+                  "SELLER_CANCEL_OUT_OF_STOCK", "SELLER_CANCEL_FRAUD_STOP_SHIPMENT",
+                  "SELLER_CANCEL_ADDRESS_NOT_SERVICEABLE"}
 FEED_MAX_ITEMS = 10000          # (unverified)
 
 
@@ -64,13 +107,33 @@ class Walmart(Marketplace):
         return {"credentials": {"client_id": "wm-client", "client_secret": "wm-secret"},
                 "token_ttl": 900, "tokens": {}, "ship_nodes": ["10000003527"],
                 "inventory": {}, "feeds": {}, "feed_processing_s": 0.3,
-                "correlation_ids": []}
+                "correlation_ids": [], "orders": {}, "order_modified": {},
+                "cancellations": [], "token_count": 5000}
+
+    def seed(self, data, seed):
+        seed = dict(seed)
+        orders = seed.pop("orders", None)
+        super().seed(data, seed)
+        if isinstance(orders, dict):
+            orders = list(orders.values())
+        for order in orders or []:
+            order = copy.deepcopy(order)
+            modified = order.pop("_modified", None)
+            if isinstance(modified, str):
+                modified = int(_parse_date(modified) * 1000)
+            if modified is None:
+                modified = int(time.time() * 1000)
+            data.setdefault("orders", {})[order["purchaseOrderId"]] = order
+            data.setdefault("order_modified", {})[order["purchaseOrderId"]] = int(modified)
 
     def routes(self):
         return [Route("POST", TOKEN_PATH, self.token, "token"),
                 Route(["PUT", "GET"], INVENTORY_PATH, self.inventory, "inventory"),
                 Route("POST", FEEDS_PATH, self.submit_feed, "feeds"),
-                Route("GET", FEED_PATH, self.feed_status, "feed_status")]
+                Route("GET", FEED_PATH, self.feed_status, "feed_status"),
+                Route("GET", ORDERS_PATH, self.get_orders, "getAllOrders"),
+                Route("GET", ORDER_PATH, self.get_order, "getAnOrder"),
+                Route("POST", CANCEL_PATH, self.cancel_lines, "cancelOrderLines")]
 
     # ------------------------------------------------------------------
     # auth
@@ -269,6 +332,152 @@ class Walmart(Marketplace):
         return result
 
     # ------------------------------------------------------------------
+    # orders
+
+    def _bucket_headers(self, state):
+        """The token-bucket headers of a successful call (lock held)."""
+        state.data["token_count"] = max(0, int(state.data.get("token_count", 5000)) - 1)
+        return {"x-current-token-count": str(state.data["token_count"]),
+                "x-next-replenish-time": str(int((time.time() + 60) * 1000))}
+
+    def get_orders(self, request, state):
+        with state.lock:
+            bad = self._auth_error(request, state)
+            if bad is not None:
+                return bad
+            q = {k: v[-1] for k, v in request.query.items()}
+            try:
+                limit = int(q.get("limit", ORDERS_DEFAULT_LIMIT))
+                offset = int(q.get("poIndex", 0))
+            except ValueError:
+                return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                                  "limit must be a number")
+            if limit < 1 or limit > ORDERS_MAX_LIMIT:
+                return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                                  f"limit cannot be larger than {ORDERS_MAX_LIMIT}")
+            if offset < 0:
+                return self.error(request, 400, "INVALID_REQUEST_PARAM", "invalid poIndex")
+            bounds = {}
+            for name in ("createdStartDate", "createdEndDate", "lastModifiedStartDate",
+                         "lastModifiedEndDate"):
+                if name in q:
+                    try:
+                        bounds[name] = _parse_date(q[name]) * 1000
+                    except ValueError:
+                        return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                                          f"{name} is not a valid date: {q[name]}")
+            now_ms = time.time() * 1000
+            created_lo = max(bounds.get("createdStartDate",
+                                        now_ms - CREATED_DEFAULT_DAYS * 86400000),
+                             now_ms - CREATED_MAX_DAYS * 86400000)
+            node_type = q.get("shipNodeType", "SellerFulfilled")
+            if node_type not in ("SellerFulfilled", "WFSFulfilled", "3PLFulfilled"):
+                return self.error(request, 400, "INVALID_REQUEST_PARAM",
+                                  f"Invalid shipNodeType {node_type}")
+            modified = state.data["order_modified"]
+            picked = []
+            for po, order in state.data["orders"].items():
+                mod = modified.get(po, 0)
+                created = order.get("orderDate", 0)
+                if created < created_lo:
+                    continue
+                if "createdEndDate" in bounds and created > bounds["createdEndDate"]:
+                    continue
+                if "lastModifiedStartDate" in bounds and mod < bounds["lastModifiedStartDate"]:
+                    continue
+                if "lastModifiedEndDate" in bounds and mod > bounds["lastModifiedEndDate"]:
+                    continue
+                if (order.get("shipNode") or {}).get("type", "SellerFulfilled") != node_type:
+                    continue
+                if "purchaseOrderId" in q and po != q["purchaseOrderId"]:
+                    continue
+                if "status" in q and q["status"] not in _line_statuses(order):
+                    continue
+                picked.append((mod, po, order))
+            picked.sort(key=lambda t: (t[0], t[1]))
+            total = len(picked)
+            page = [copy.deepcopy(o) for _, _, o in picked[offset:offset + limit]]
+            meta = {"totalCount": total, "limit": len(page)}
+            if offset + limit < total:
+                keep = {k: v for k, v in q.items()
+                        if k not in ("hasMoreElements", "soIndex", "poIndex", "limit")}
+                keep.update({"limit": limit, "hasMoreElements": "true", "soIndex": total,
+                             "poIndex": offset + limit})
+                meta["nextCursor"] = "?" + urllib.parse.urlencode(keep)
+            headers = self._bucket_headers(state)
+        return json_response({"list": {"meta": meta, "elements": {"order": page}}}, 200, headers)
+
+    def get_order(self, request, state):
+        with state.lock:
+            bad = self._auth_error(request, state)
+            if bad is not None:
+                return bad
+            order = state.data["orders"].get(request.params["po"])
+            if order is None:
+                return self.error(request, 404, "CONTENT_NOT_FOUND.GMP_ORDER_API",
+                                  f"Order {request.params['po']} not found")
+            headers = self._bucket_headers(state)
+            return json_response({"order": copy.deepcopy(order)}, 200, headers)
+
+    def cancel_lines(self, request, state):
+        with state.lock:
+            bad = self._auth_error(request, state)
+            if bad is not None:
+                return bad
+            po = request.params["po"]
+            order = state.data["orders"].get(po)
+            if order is None:
+                return self.error(request, 404, "CONTENT_NOT_FOUND.GMP_ORDER_API",
+                                  f"Order {po} not found")
+            ctype = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                return self.error(request, 415, "UNSUPPORTED_MEDIA_TYPE",
+                                  "Content-Type must be application/json")
+            body = request.json if isinstance(request.json, dict) else None
+            try:
+                wanted = body["orderCancellation"]["orderLines"]["orderLine"]
+                assert isinstance(wanted, list) and wanted
+            except (TypeError, KeyError, AssertionError):
+                return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                  "orderCancellation.orderLines.orderLine is required")
+            lines = {str(l.get("lineNumber")): l
+                     for l in order.get("orderLines", {}).get("orderLine", [])}
+            plan = []
+            for w in wanted:
+                number = str(w.get("lineNumber")) if isinstance(w, dict) else None
+                line = lines.get(number)
+                if line is None:
+                    return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                      f"lineNumber {number} is not a line of order {po}")
+                try:
+                    st = w["orderLineStatuses"]["orderLineStatus"][0]
+                    qty = int(st["statusQuantity"]["amount"])
+                except (TypeError, KeyError, IndexError, ValueError):
+                    return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                      f"line {number}: orderLineStatus with statusQuantity is required")
+                if st.get("status") != "Cancelled":
+                    return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                      f"line {number}: status must be Cancelled")
+                if st.get("cancellationReason") not in CANCEL_REASONS:
+                    return self.error(request, 400, "INVALID_REQUEST_CONTENT",
+                                      f"line {number}: invalid cancellationReason")
+                open_units = _open_units(line)
+                if qty < 1 or qty > open_units:
+                    return self.error(request, 400, "INVALID_REQUEST_CONTENT.GMP_ORDER_API",
+                                      f"line {number}: {qty} units cannot be cancelled "
+                                      f"({open_units} open: shipped or cancelled lines cannot be cancelled)")
+                plan.append((line, qty, st["cancellationReason"]))
+            record = {"purchaseOrderId": po, "lines": []}
+            for line, qty, why in plan:
+                _cancel_units(line, qty, why)
+                record["lines"].append({"lineNumber": str(line.get("lineNumber")),
+                                        "quantity": qty, "reason": why})
+            state.data["cancellations"].append(record)
+            state.data["order_modified"][po] = int(time.time() * 1000)
+            headers = self._bucket_headers(state)
+            return json_response({"order": copy.deepcopy(order)}, 200, headers)
+
+    # ------------------------------------------------------------------
 
     def rate_limit(self, request, retry_after):
         replenish_ms = int((time.time() + retry_after) * 1000)
@@ -320,6 +529,49 @@ def _multipart_file(request):
         if part.get_param("name", header="content-disposition") == "file":
             return part.get_payload(decode=True), None
     return None, "the multipart body has no \"file\" part"
+
+
+def _parse_date(text):
+    """Epoch seconds of an ISO 8601 timestamp or a yyyy-MM-dd date (UTC)."""
+    text = text.strip()
+    if len(text) == 10:
+        text += "T00:00:00Z"
+    dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=datetime.timezone.utc)
+    return dt.timestamp()
+
+
+def _statuses(line):
+    return line.setdefault("orderLineStatuses", {}).setdefault("orderLineStatus", [])
+
+
+def _line_statuses(order):
+    return {s.get("status") for line in order.get("orderLines", {}).get("orderLine", [])
+            for s in _statuses(line)}
+
+
+def _open_units(line):
+    """Units of a line still Created or Acknowledged."""
+    return sum(int(s.get("statusQuantity", {}).get("amount", 0)) for s in _statuses(line)
+               if s.get("status") in ("Created", "Acknowledged"))
+
+
+def _cancel_units(line, qty, why):
+    """Move qty open units of a line to Cancelled."""
+    left = qty
+    for s in _statuses(line):
+        if left and s.get("status") in ("Created", "Acknowledged"):
+            n = int(s["statusQuantity"]["amount"])
+            take = min(n, left)
+            s["statusQuantity"]["amount"] = str(n - take)
+            left -= take
+    line["orderLineStatuses"]["orderLineStatus"] = [
+        s for s in _statuses(line)
+        if s.get("status") not in ("Created", "Acknowledged") or int(s["statusQuantity"]["amount"]) > 0]
+    _statuses(line).append({"status": "Cancelled", "cancellationReason": why,
+                            "statusQuantity": {"unitOfMeasurement": "EACH", "amount": str(qty)}})
+    line["statusDate"] = int(time.time() * 1000)
 
 
 def make(name):
