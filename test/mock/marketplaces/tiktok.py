@@ -17,10 +17,38 @@ under app_secret, lower-case hex).  Authentication failures answer HTTP 401
 with the TikTok code (the HTTP status of those answers is (unverified): the
 reference only documents the codes); business errors answer HTTP 200 with a
 non-zero code; per-SKU failures come in ``data.errors[]`` with ``code`` 0.
+
+Orders (section 5.3, orders_get-order-list.spec.json), same gateway checks:
+
+* ``POST /order/202309/orders/search?page_size=&sort_field=&sort_order=
+  [&page_token=]`` with a JSON body of filters (``order_status``,
+  ``create_time_ge/lt``, ``update_time_ge/lt`` (Unix seconds, integers),
+  ``shipping_type``, ``buyer_user_id``) -> ``data{next_page_token (empty on
+  the last page), total_count, orders[]}``; ``page_size`` is required,
+  1..100; ``sort_field`` create_time (default) or update_time,
+  ``sort_order`` ASC or DESC (default); ``page_token`` is opaque and bound to
+  the filters and sort it was issued for (another one is refused);
+* ``GET /order/202309/orders?ids=a,b`` (Get Order Detail, at most 50 ids) ->
+  ``data{orders[]}`` (unknown ids are left out);
+* ``POST /return_refund/202309/cancellations`` (Cancel Order) with
+  ``{"order_id", "order_line_item_ids"?, "skus"?, "cancel_reason"}``: only
+  orders not shipped yet (UNPAID, ON_HOLD, AWAITING_SHIPMENT) can be
+  cancelled by the seller; the line items become CANCELLED (the order too
+  when none is left), ``cancellation_initiator`` SELLER, ``update_time``
+  now; answers ``data{cancel_id, cancel_status}``; recorded in
+  ``cancellations``.
+
+Seed ``{"orders": [...]}`` with orders in TikTok's format (one line item per
+unit, money as strings); each replaces the order with the same ``id``;
+``update_time`` defaults to now.  Error codes of parameter errors and of
+refused cancellations: (unverified).
 """
 
+import base64
+import copy
 import hashlib
 import hmac
+import json
 import time
 
 from core import Route, json_response
@@ -35,6 +63,13 @@ KNOWN_CODES = {
 INVENTORY_PATH = r"/product/202309/products/(?P<product_id>[^/]+)/inventory/update"
 MAX_SKUS = 100           # "A single product cannot have more than 100 different SKUs"
 MAX_QTY = 99999
+SEARCH_PATH = r"/order/202309/orders/search"
+DETAIL_PATH = r"/order/202309/orders"
+CANCEL_PATH = r"/return_refund/202309/cancellations"
+BAD_PARAM = 36009003          # (unverified)
+NOT_CANCELLABLE = 64000011    # (unverified)
+ORDER_NOT_FOUND = 64000004    # (unverified)
+SELLER_CANCELLABLE = ("UNPAID", "ON_HOLD", "AWAITING_SHIPMENT")
 
 
 def sign(secret, path, query, body):
@@ -65,10 +100,142 @@ class TikTok(Marketplace):
         return {"app": {"app_key": "tts-app", "app_secret": "tts-secret"},
                 "shop_cipher": "ROW_mockshop",
                 "tokens": {"TTP_mock_token": 4102444800},
-                "products": {}, "updates": 0}
+                "products": {}, "updates": 0, "orders": {}, "cancellations": []}
+
+    def seed(self, data, seed):
+        seed = dict(seed)
+        orders = seed.pop("orders", None)
+        super().seed(data, seed)
+        if isinstance(orders, dict):
+            orders = list(orders.values())
+        for order in orders or []:
+            order = copy.deepcopy(order)
+            order.setdefault("update_time", int(time.time()))
+            data.setdefault("orders", {})[order["id"]] = order
 
     def routes(self):
-        return [Route("POST", INVENTORY_PATH, self.update_inventory, "update_inventory")]
+        return [Route("POST", INVENTORY_PATH, self.update_inventory, "update_inventory"),
+                Route("POST", SEARCH_PATH, self.search_orders, "get_order_list"),
+                Route("GET", DETAIL_PATH, self.order_detail, "get_order_detail"),
+                Route("POST", CANCEL_PATH, self.cancel_order, "cancel_order")]
+
+    # -- Orders -------------------------------------------------------------
+
+    def search_orders(self, request, state):
+        with state.lock:
+            data = state.data
+            refused = self._check_request(request, data)
+            if refused is not None:
+                return refused
+            q = {k: v[0] for k, v in request.query.items()}
+            try:
+                size = int(q.get("page_size", ""))
+            except ValueError:
+                return envelope(BAD_PARAM, "Invalid parameter: page_size is required")
+            if not 1 <= size <= 100:
+                return envelope(BAD_PARAM, "Invalid parameter: page_size must be within [1, 100]")
+            field = q.get("sort_field", "create_time")
+            order = q.get("sort_order", "DESC")
+            if field not in ("create_time", "update_time") or order not in ("ASC", "DESC"):
+                return envelope(BAD_PARAM, "Invalid parameter: sort_field or sort_order")
+            body = request.json if request.body else {}
+            if request.body and (request.json_error is not None or not isinstance(body, dict)):
+                return envelope(BAD_PARAM, "Invalid parameter: the body is not a JSON object")
+            for k in ("create_time_ge", "create_time_lt", "update_time_ge", "update_time_lt"):
+                if k in body and (not isinstance(body[k], int) or isinstance(body[k], bool)):
+                    return envelope(BAD_PARAM, f"Invalid parameter: {k} must be a Unix timestamp")
+            filt = json.dumps([body, field, order], sort_keys=True)
+            offset = 0
+            if q.get("page_token"):
+                try:
+                    tok = json.loads(base64.b64decode(q["page_token"], validate=True))
+                    assert tok["f"] == hashlib.sha256(filt.encode()).hexdigest()[:16]
+                    offset = int(tok["o"])
+                except Exception:
+                    return envelope(BAD_PARAM, "Invalid parameter: page_token is invalid")
+
+            def keep(o):
+                if "order_status" in body and o.get("status") != body["order_status"]:
+                    return False
+                for k, attr, lo in (("create_time_ge", "create_time", True),
+                                    ("create_time_lt", "create_time", False),
+                                    ("update_time_ge", "update_time", True),
+                                    ("update_time_lt", "update_time", False)):
+                    if k in body:
+                        v = o.get(attr, 0)
+                        if (lo and v < body[k]) or (not lo and v >= body[k]):
+                            return False
+                if "shipping_type" in body and o.get("shipping_type") != body["shipping_type"]:
+                    return False
+                if "buyer_user_id" in body and o.get("user_id") != body["buyer_user_id"]:
+                    return False
+                return True
+            found = [o for o in data["orders"].values() if keep(o)]
+            found.sort(key=lambda o: (o.get(field, 0), o["id"]), reverse=(order == "DESC"))
+            page = [copy.deepcopy(o) for o in found[offset:offset + size]]
+            token = ""
+            if offset + size < len(found):
+                token = base64.b64encode(json.dumps(
+                    {"o": offset + size,
+                     "f": hashlib.sha256(filt.encode()).hexdigest()[:16]}).encode()).decode()
+        return envelope(0, "Success", {"next_page_token": token, "total_count": len(found),
+                                       "orders": page})
+
+    def order_detail(self, request, state):
+        with state.lock:
+            data = state.data
+            refused = self._check_request(request, data)
+            if refused is not None:
+                return refused
+            ids = [i for v in request.query.get("ids", []) for i in v.split(",") if i]
+            if not ids or len(ids) > 50:
+                return envelope(BAD_PARAM, "Invalid parameter: ids must name 1 to 50 orders")
+            orders = [copy.deepcopy(data["orders"][i]) for i in ids if i in data["orders"]]
+        return envelope(0, "Success", {"orders": orders})
+
+    def cancel_order(self, request, state):
+        with state.lock:
+            data = state.data
+            refused = self._check_request(request, data)
+            if refused is not None:
+                return refused
+            body = request.json
+            if request.json_error is not None or not isinstance(body, dict):
+                return envelope(BAD_PARAM, "Invalid parameter: the body is not a JSON object")
+            order = data["orders"].get(body.get("order_id"))
+            if order is None:
+                return envelope(ORDER_NOT_FOUND, "The order does not exist")
+            reason_ = body.get("cancel_reason")
+            if not isinstance(reason_, str) or not reason_:
+                return envelope(BAD_PARAM, "Invalid parameter: cancel_reason is required")
+            if order.get("status") not in SELLER_CANCELLABLE:
+                return envelope(NOT_CANCELLABLE, "The order cannot be canceled in its current "
+                                                 f"status {order.get('status')}")
+            items = order.get("line_items", [])
+            wanted = body.get("order_line_item_ids")
+            if wanted is None:
+                wanted = [li["id"] for li in items if li.get("display_status") != "CANCELLED"]
+            known = {li["id"] for li in items}
+            if not isinstance(wanted, list) or not wanted or any(w not in known for w in wanted):
+                return envelope(BAD_PARAM, "Invalid parameter: order_line_item_ids")
+            now = int(time.time())
+            for li in items:
+                if li["id"] in wanted:
+                    li["display_status"] = "CANCELLED"
+                    li["cancel_user"] = "SELLER"
+                    li["cancel_reason"] = reason_
+            if all(li.get("display_status") == "CANCELLED" for li in items):
+                order["status"] = "CANCELLED"
+                order["cancel_time"] = now
+                order["cancellation_initiator"] = "SELLER"
+                order["cancel_reason"] = reason_
+            order["update_time"] = now
+            cancel_id = str(4000000000 + len(data["cancellations"]) + 1)
+            data["cancellations"].append({"cancel_id": cancel_id, "order_id": order["id"],
+                                          "order_line_item_ids": list(wanted),
+                                          "cancel_reason": reason_})
+        return envelope(0, "Success", {"cancel_id": cancel_id,
+                                       "cancel_status": "CANCELLATION_REQUEST_COMPLETE"})
 
     # -- gateway checks -----------------------------------------------------
 
