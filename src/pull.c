@@ -45,6 +45,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "portability/instr_time.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/resowner.h"
@@ -80,6 +81,7 @@ static void PullAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *r
 static void CancelAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req,
 						 OcJson *cancel, const char *state, const char *error);
 static void RecordJobError(int64 job_id, const char *error);
+static char *AnswerExcerpt(HttpRequest *req);
 static void GuardedAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req,
 						  OcJson *payload, OcJson *part, const char *state, const char *error,
 						  bool pull);
@@ -453,6 +455,30 @@ GuardedAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJso
 	PG_END_TRY();
 }
 
+/*
+ * AnswerExcerpt
+ *		": <the first 200 bytes of an error answer>" (control characters as
+ *		spaces, other bytes than printable ASCII as '?': the answer's
+ *		encoding is not trusted), or "" when there is none.
+ */
+static char *
+AnswerExcerpt(HttpRequest *req)
+{
+	int			n = Min(req->response.len, 200);
+	char	   *text;
+	int			i;
+
+	if (req->status < 400 || req->response.data == NULL || n <= 0)
+		return "";
+	text = pnstrdup(req->response.data, n);
+	for (i = 0; text[i] != '\0'; i++)
+		if ((unsigned char) text[i] < 0x20 || (unsigned char) text[i] == 0x7f)
+			text[i] = ' ';
+		else if ((unsigned char) text[i] > 0x7f)
+			text[i] = '?';
+	return psprintf(": %s%s", text, req->response.len > 200 ? "..." : "");
+}
+
 /* RecordJobError: why a job that got a 2xx answer did not do its work */
 static void
 RecordJobError(int64 job_id, const char *error)
@@ -483,16 +509,28 @@ PullAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJson *
 	int			ret;
 	int64		until_s;
 	bool		is_fetch = OcJsonGet(st, "order_id") != NULL;
+	int			norders;
+	bool		timing;
+	instr_time	t0,
+				t1;
 
 	if (strcmp(state, "succeeded") != 0)
 	{
-		/* the chain ends here; the next pull covers the window again */
-		SyncSetChannelError(cfg->id, psprintf("order pull: %s", error ? error : "request failed"));
+		/*
+		 * The chain ends here; the next pull covers the window again.  The
+		 * marketplace's own words (its error code and message) are worth
+		 * more than the HTTP status: the start of the answer goes with it.
+		 */
+		SyncSetChannelError(cfg->id, psprintf("order pull: %s%s", error ? error : "request failed",
+											  AnswerExcerpt(req)));
 		return;
 	}
 	if (conn->parse_pull == NULL)
 		return;
 
+	timing = message_level_is_interesting(DEBUG1);
+	if (timing)
+		INSTR_TIME_SET_CURRENT(t0);
 	orders = OcJsonNewArray();
 	memset(&next, 0, sizeof(next));
 	next.operation = conn->pull_operation ? conn->pull_operation : "order_pull";
@@ -506,18 +544,37 @@ PullAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJson *
 		return;
 	}
 
-	if (OcJsonLength(orders) > 0)
+	norders = OcJsonLength(orders);
+	if (norders > 0)
 	{
 		Oid			argtypes[2] = {INT4OID, TEXTOID};
 		Datum		values[2];
 
 		values[0] = Int32GetDatum(cfg->id);
 		values[1] = CStringGetTextDatum(OcJsonDump(orders));
+		if (timing)
+			INSTR_TIME_SET_CURRENT(t1);
 		ret = SPI_execute_with_args("SELECT stored, refused FROM omnichan._inbox_store($1, $2::jsonb)",
 									2, argtypes, values, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not store pulled orders: %s", SPI_result_code_string(ret));
 		PullMaterializeDue = true;
+	}
+	else if (timing)
+		INSTR_TIME_SET_CURRENT(t1);
+
+	/* where a page's time goes (bench/orders.sh sets log_min_messages) */
+	if (timing)
+	{
+		instr_time	t2;
+
+		INSTR_TIME_SET_CURRENT(t2);
+		INSTR_TIME_SUBTRACT(t2, t1);
+		INSTR_TIME_SUBTRACT(t1, t0);
+		elog(DEBUG1, "omnichan worker: channel \"%s\": order pull page of %d bytes: %d orders, "
+			 "parse %.3f ms, store %.3f ms",
+			 cfg->name, (int) req->response.len, norders,
+			 INSTR_TIME_GET_MILLISEC(t1), INSTR_TIME_GET_MILLISEC(t2));
 	}
 
 	if (more)
@@ -619,13 +676,24 @@ PullMaterialize(void *arg)
 	int			ret;
 	bool		isnull;
 	int32		n;
+	bool		timing = message_level_is_interesting(DEBUG1);
+	instr_time	t0,
+				t1;
 
 	PullMaterializeDue = false;
+	if (timing)
+		INSTR_TIME_SET_CURRENT(t0);
 	ret = SPI_execute("SELECT omnichan.materialize_orders(NULL, " CppAsString2(MATERIALIZE_BATCH) ")",
 					  false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not materialize orders: %s", SPI_result_code_string(ret));
 	n = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (timing && n > 0)
+	{
+		INSTR_TIME_SET_CURRENT(t1);
+		INSTR_TIME_SUBTRACT(t1, t0);
+		elog(DEBUG1, "omnichan worker: materialized %d orders in %.3f ms", n, INSTR_TIME_GET_MILLISEC(t1));
+	}
 	if (n > 0)
 		PullMaterializeDue = true;
 }
