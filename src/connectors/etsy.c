@@ -47,6 +47,40 @@
  * (the spec's api_key scheme) and "Authorization: Bearer <access token>",
  * both added at send time only.
  *
+ * Order pull: getShopReceipts, GET /v3/application/shops/{shop_id}/receipts
+ * ?min_last_modified=&max_last_modified=&sort_on=updated&sort_order=asc
+ * &limit=100&offset= (unix seconds; both bounds inclusive, so a receipt
+ * modified in the window's last second may be read twice: harmless).
+ * Pages follow one another until a short page; to be immune to receipts
+ * that move in the list while it is read (a receipt updated meanwhile
+ * leaves the window, which would shift every later one by one place), each
+ * next page starts at the last receipt's update_timestamp, with the offset
+ * of the receipts of that second already read (state "min", "skip").
+ * fetch_order: getShopReceipt, GET .../receipts/{receipt_id}.
+ *
+ * What is imported: receipts not paid (is_paid false: status "open" or
+ * "payment processing") are skipped unless cancelled.  "status" = Etsy's
+ * status verbatim (paid, completed, open, payment processing, canceled,
+ * fully refunded, partially refunded); "cancelled" = status canceled or
+ * fully refunded.  Money is Etsy's {amount, divisor, currency_code}, made a
+ * decimal exactly (DecimalScaled): lines = the transactions (sku,
+ * quantity, unit_price = price, external_id = transaction_id; rows of
+ * quantity 0 are left out); totals: items = total_price (price x quantity
+ * of the listings), shipping = total_shipping_cost, discount = discount_amt
+ * (coupons; free-shipping coupons are not in it), tax = total_tax_cost +
+ * total_vat_cost, gift_wrap = gift_wrap_price, total = grandtotal.
+ * buyer: id = buyer_user_id, name = the recipient's name, email =
+ * buyer_email (null unless Etsy granted access); the shipping address is
+ * name, first_line, second_line, city, state, zip, country_iso (ISO
+ * alpha-2).  gift_message when is_gift.  sla: a transaction's
+ * shipping_upgrade or shipping_method naming next-day / overnight delivery
+ * (next_day) or express (expedited).
+ *
+ * Cancellation by the merchant: Etsy's Open API v3 has no endpoint to
+ * cancel a receipt (MARKETPLACE_APIS.md section 6; cancellation is done in
+ * Etsy's shop manager): build_cancel is NULL, and the core records that
+ * the cancellation could not be reported.
+ *
  * Known limit: between the GET and the PUT (normally milliseconds, longer
  * when the PUT is throttled and retried) a sale on Etsy may lower another
  * product's quantity; the PUT writes back the quantity read.  Etsy offers
@@ -73,6 +107,9 @@ static void EtsyBuildToken(ChannelConfig *ch, OcJson *secrets, HttpRequest *req)
 static bool EtsyParseToken(HttpRequest *req, char **token, int *expires_in, char **error);
 static bool EtsyRotatedSecret(HttpRequest *req, const char **key, char **value);
 static void EtsyAuthorize(ChannelConfig *ch, OcJson *secrets, const char *token, HttpRequest *req);
+static void EtsyBuildPull(ChannelConfig *ch, OcJson *state, OutRequest *out);
+static bool EtsyParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state, OcJson *orders,
+						  OutRequest *next, char **error);
 
 const Connector EtsyConnector = {
 	.kind = "etsy",
@@ -86,6 +123,11 @@ const Connector EtsyConnector = {
 	.authorize = EtsyAuthorize,
 	.push_group = "listing_id",
 	.rotated_secret = EtsyRotatedSecret,
+	.pull_operation = "order_pull",
+	.pull_lag_s = 0,
+	.build_pull = EtsyBuildPull,
+	.parse_pull = EtsyParsePull,
+	/* no build_cancel: the Open API has no seller cancellation */
 };
 
 /* what the GET answer means for a push: the PUT to send, per-item outcomes */
@@ -472,4 +514,342 @@ EtsyAuthorize(ChannelConfig *ch, OcJson *secrets, const char *token, HttpRequest
 	HttpAddHeader(req, "x-api-key: %s:%s", SecretString(secrets, "keystring"),
 				  SecretString(secrets, "shared_secret"));
 	HttpAddHeader(req, "Authorization: Bearer %s", token);
+}
+
+/*
+ * Order pull.
+ */
+#define ETSY_RECEIPTS_LIMIT	100
+
+/* EtsyShopId: the channel's shop_id setting (0 when missing) */
+static int64
+EtsyShopId(ChannelConfig *ch)
+{
+	int64		id = 0;
+
+	(void) OcJsonInt(OcJsonGet(ch->settings, "shop_id"), &id);
+	return id;
+}
+
+/*
+ * EtsyReceiptsRequest
+ *		One page of getShopReceipts from the state's "min" second, skipping
+ *		the "skip" receipts of that second already read.
+ */
+static void
+EtsyReceiptsRequest(ChannelConfig *ch, OcJson *state, OutRequest *out)
+{
+	int64		min = 0,
+				max = 0,
+				skip = 0;
+
+	(void) OcJsonInt(OcJsonGet(state, "min"), &min);
+	(void) OcJsonInt(OcJsonGet(state, "until_epoch"), &max);
+	(void) OcJsonInt(OcJsonGet(state, "skip"), &skip);
+	/* the API refuses times before 2000-01-01 */
+	min = Max(min, INT64CONST(946684800));
+	max = Max(max, min);
+	out->method = "GET";
+	out->url = psprintf("%s?min_last_modified=" INT64_FORMAT "&max_last_modified=" INT64_FORMAT
+						"&sort_on=updated&sort_order=asc&limit=%d&offset=" INT64_FORMAT,
+						JoinUrl(ch->endpoint,
+								psprintf("/v3/application/shops/" INT64_FORMAT "/receipts",
+										 EtsyShopId(ch))),
+						min, max, ETSY_RECEIPTS_LIMIT, skip);
+	OutRequestHeader(out, "Accept: application/json");
+}
+
+/*
+ * EtsyBuildPull
+ *		The first page of the window, or the one receipt asked for.
+ */
+static void
+EtsyBuildPull(ChannelConfig *ch, OcJson *state, OutRequest *out)
+{
+	const char *order_id = OcJsonString(OcJsonGet(state, "order_id"));
+	int64		since = 0;
+
+	if (order_id != NULL)
+	{
+		out->method = "GET";
+		out->url = JoinUrl(ch->endpoint,
+						   psprintf("/v3/application/shops/" INT64_FORMAT "/receipts/%s",
+									EtsyShopId(ch), UrlEncode(order_id)));
+		OutRequestHeader(out, "Accept: application/json");
+		return;
+	}
+	(void) OcJsonInt(OcJsonGet(state, "since_epoch"), &since);
+	OcJsonSetInt(state, "min", since);
+	OcJsonSetInt(state, "skip", 0);
+	EtsyReceiptsRequest(ch, state, out);
+}
+
+/*
+ * EtsyMoney
+ *		An Etsy Money {amount, divisor, currency_code} as a decimal, or NULL
+ *		when it is not one.
+ */
+static char *
+EtsyMoney(OcJson *money)
+{
+	int64		amount,
+				divisor;
+
+	if (!OcJsonInt(OcJsonGet(money, "amount"), &amount) ||
+		!OcJsonInt(OcJsonGet(money, "divisor"), &divisor) ||
+		divisor <= 0 || divisor > INT64CONST(1000000000) ||
+		amount > INT64CONST(1000000000000000) || amount < -INT64CONST(1000000000000000))
+		return NULL;
+	return DecimalScaled(amount, divisor);
+}
+
+/* EtsyIsTrue: a JSON true */
+static bool
+EtsyIsTrue(OcJson *value)
+{
+	return value != NULL && strcmp(OcJsonDump(value), "true") == 0;
+}
+
+/* EtsySetString: copy a non-empty string member, bounded */
+static void
+EtsySetString(OcJson *dst, const char *key, OcJson *value, size_t max)
+{
+	const char *s = OcJsonString(value);
+
+	if (s != NULL && *s != '\0')
+		OcJsonSetString(dst, key, strlen(s) > max ? pnstrdup(s, max) : s);
+}
+
+/* EtsySetId: an integer id as a string member */
+static void
+EtsySetId(OcJson *dst, const char *key, OcJson *value)
+{
+	int64		id;
+
+	if (OcJsonInt(value, &id) && id > 0)
+		OcJsonSetString(dst, key, psprintf(INT64_FORMAT, id));
+}
+
+/* EtsyContains: s contains word, ignoring case */
+static bool
+EtsyContains(const char *s, const char *word)
+{
+	size_t		n = strlen(word);
+
+	for (; s != NULL && *s; s++)
+		if (pg_strncasecmp(s, word, n) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * EtsyNormalize
+ *		One ShopReceipt as a normalized order; false (with *error) when it is
+ *		not a receipt at all, *skip when it is not to be imported.
+ */
+static bool
+EtsyNormalize(OcJson *r, OcJson *out, bool *skip, char **error)
+{
+	int64		receipt_id = 0;
+	int64		created = 0;
+	const char *status = OcJsonString(OcJsonGet(r, "status"));
+	OcJson	   *transactions = OcJsonGet(r, "transactions");
+	OcJson	   *buyer,
+			   *addr,
+			   *totals,
+			   *lines,
+			   *sla;
+	const char *flag = NULL;
+	char	   *v;
+	char	   *tax;
+	bool		cancelled;
+	int			i,
+				n = OcJsonLength(transactions);
+
+	*skip = false;
+	if (!OcJsonIsObject(r) || !OcJsonInt(OcJsonGet(r, "receipt_id"), &receipt_id) ||
+		receipt_id <= 0 || n < 0 || status == NULL)
+	{
+		*error = "a receipt without receipt_id, status or transactions";
+		return false;
+	}
+	cancelled = strcmp(status, "canceled") == 0 || strcmp(status, "fully refunded") == 0;
+	if (!cancelled && (!EtsyIsTrue(OcJsonGet(r, "is_paid")) ||
+					   strcmp(status, "open") == 0 || strcmp(status, "payment processing") == 0))
+	{
+		*skip = true;			/* not paid yet */
+		return true;
+	}
+
+	OcJsonSetString(out, "external_id", psprintf(INT64_FORMAT, receipt_id));
+	OcJsonSetString(out, "status", strlen(status) > 64 ? pnstrdup(status, 64) : status);
+	OcJsonSetBool(out, "cancelled", cancelled);
+	if (OcJsonInt(OcJsonGet(r, "create_timestamp"), &created) && created > 0)
+		OcJsonSetString(out, "ordered_at", IsoFromEpoch(created));
+	EtsySetString(out, "currency", OcJsonPath(r, "grandtotal.currency_code"), 8);
+
+	buyer = OcJsonSetObject(out, "buyer");
+	EtsySetId(buyer, "id", OcJsonGet(r, "buyer_user_id"));
+	EtsySetString(buyer, "name", OcJsonGet(r, "name"), 255);
+	EtsySetString(buyer, "email", OcJsonGet(r, "buyer_email"), 254);
+
+	addr = OcJsonSetObject(out, "shipping_address");
+	EtsySetString(addr, "name", OcJsonGet(r, "name"), 255);
+	EtsySetString(addr, "street", OcJsonGet(r, "first_line"), 255);
+	EtsySetString(addr, "street2", OcJsonGet(r, "second_line"), 255);
+	EtsySetString(addr, "city", OcJsonGet(r, "city"), 128);
+	EtsySetString(addr, "zip", OcJsonGet(r, "zip"), 32);
+	EtsySetString(addr, "state", OcJsonGet(r, "state"), 128);
+	EtsySetString(addr, "country", OcJsonGet(r, "country_iso"), 64);
+
+	if (EtsyIsTrue(OcJsonGet(r, "is_gift")))
+		EtsySetString(out, "gift_message", OcJsonGet(r, "gift_message"), 4000);
+
+	totals = OcJsonSetObject(out, "totals");
+	if ((v = EtsyMoney(OcJsonGet(r, "total_price"))) != NULL)
+		OcJsonSetString(totals, "items", v);
+	if ((v = EtsyMoney(OcJsonGet(r, "total_shipping_cost"))) != NULL)
+		OcJsonSetString(totals, "shipping", v);
+	if ((v = EtsyMoney(OcJsonGet(r, "gift_wrap_price"))) != NULL)
+		OcJsonSetString(totals, "gift_wrap", v);
+	if ((v = EtsyMoney(OcJsonGet(r, "discount_amt"))) != NULL)
+		OcJsonSetString(totals, "discount", v);
+	tax = EtsyMoney(OcJsonGet(r, "total_tax_cost"));
+	if ((v = EtsyMoney(OcJsonGet(r, "total_vat_cost"))) != NULL)
+		tax = DecimalAdd(tax, v);
+	if (tax != NULL)
+		OcJsonSetString(totals, "tax", tax);
+	if ((v = EtsyMoney(OcJsonGet(r, "grandtotal"))) != NULL)
+		OcJsonSetString(totals, "total", v);
+
+	lines = OcJsonSetArray(out, "lines");
+	for (i = 0; i < n; i++)
+	{
+		OcJson	   *t = OcJsonAt(transactions, i);
+		OcJson	   *l;
+		int64		qty = -1;
+		char	   *price = EtsyMoney(OcJsonGet(t, "price"));
+		const char *texts[2];
+		int			k;
+
+		if (!OcJsonInt(OcJsonGet(t, "quantity"), &qty) || qty < 0 || qty > 1000000 ||
+			price == NULL)
+		{
+			*error = psprintf("receipt " INT64_FORMAT ": transaction %d has no valid quantity or price",
+							  receipt_id, i + 1);
+			return false;
+		}
+		if (qty == 0)
+			continue;
+		l = OcJsonAppendObject(lines);
+		EtsySetId(l, "external_id", OcJsonGet(t, "transaction_id"));
+		EtsySetString(l, "sku", OcJsonGet(t, "sku"), 255);
+		OcJsonSetInt(l, "quantity", qty);
+		OcJsonSetString(l, "unit_price", price);
+
+		texts[0] = OcJsonString(OcJsonGet(t, "shipping_upgrade"));
+		texts[1] = OcJsonString(OcJsonGet(t, "shipping_method"));
+		for (k = 0; k < 2 && flag == NULL; k++)
+		{
+			if (EtsyContains(texts[k], "next day") || EtsyContains(texts[k], "next-day") ||
+				EtsyContains(texts[k], "overnight"))
+				flag = "next_day";
+			else if (EtsyContains(texts[k], "express"))
+				flag = "expedited";
+		}
+	}
+	sla = OcJsonSetArray(out, "sla");
+	if (flag != NULL)
+		OcJsonAppendString(sla, flag);
+
+	OcJsonSetCopy(out, "raw", r);
+	return true;
+}
+
+/*
+ * EtsyParsePull
+ *		A page of getShopReceipts (or one getShopReceipt answer): its
+ *		receipts, and the next page while the page was full.
+ */
+static bool
+EtsyParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state, OcJson *orders,
+			  OutRequest *next, char **error)
+{
+	char	   *perr;
+	OcJson	   *doc = OcJsonParse(req->response.data, req->response.len, &perr);
+	OcJson	   *results;
+	int64		min = 0,
+				skip = 0,
+				last = 0,
+				prev = 0,
+				same = 0;
+	int			i,
+				n;
+
+	if (doc == NULL)
+	{
+		*error = psprintf("Etsy answered with unreadable JSON: %s", perr);
+		return false;
+	}
+	if (OcJsonGet(state, "order_id") != NULL)
+	{
+		OcJson	   *out = OcJsonNewObject();
+		bool		skipped;
+
+		if (!EtsyNormalize(doc, out, &skipped, error))
+			return false;
+		if (!skipped)
+			OcJsonAppendCopy(orders, out);
+		return false;
+	}
+
+	results = OcJsonGet(doc, "results");
+	n = OcJsonLength(results);
+	if (n < 0 || n > ETSY_RECEIPTS_LIMIT)
+	{
+		*error = "Etsy's receipts page has no \"results\" array of at most 100 receipts";
+		return false;
+	}
+	for (i = 0; i < n; i++)
+	{
+		OcJson	   *r = OcJsonAt(results, i);
+		OcJson	   *out = OcJsonNewObject();
+		bool		skipped;
+		int64		ts = 0;
+
+		if (!EtsyNormalize(r, out, &skipped, error))
+			return false;
+		if (!OcJsonInt(OcJsonGet(r, "update_timestamp"), &ts) || ts < prev)
+		{
+			*error = "Etsy's receipts are not sorted by update_timestamp";
+			return false;
+		}
+		prev = ts;
+		if (!skipped)
+			OcJsonAppendCopy(orders, out);
+	}
+	if (n < ETSY_RECEIPTS_LIMIT)
+		return false;			/* a short page: the last one */
+
+	/* the next page starts at the last receipt's second */
+	(void) OcJsonInt(OcJsonGet(state, "min"), &min);
+	(void) OcJsonInt(OcJsonGet(state, "skip"), &skip);
+	(void) OcJsonInt(OcJsonGet(OcJsonAt(results, n - 1), "update_timestamp"), &last);
+	for (i = n - 1; i >= 0; i--)
+	{
+		int64		ts = 0;
+
+		(void) OcJsonInt(OcJsonGet(OcJsonAt(results, i), "update_timestamp"), &ts);
+		if (ts != last)
+			break;
+		same++;
+	}
+	if (last == min || (min < INT64CONST(946684800) && last <= INT64CONST(946684800)))
+		skip += same;			/* the whole page was in that second */
+	else
+		skip = same;
+	OcJsonSetInt(state, "min", last);
+	OcJsonSetInt(state, "skip", skip);
+	EtsyReceiptsRequest(ch, state, next);
+	return true;
 }

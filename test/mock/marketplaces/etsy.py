@@ -33,6 +33,17 @@ Endpoints (paths, methods and schemas from specs/etsy/etsy_oas_v3.json):
   and ``Authorization: Bearer <access token>`` (401 when missing, unknown
   or expired).  Error texts are unverified.
 
+* ``GET /v3/application/shops/{shop_id}/receipts`` (getShopReceipts):
+  min/max_created and min/max_last_modified (unix seconds, at least
+  946684800), was_paid / was_shipped / was_canceled / was_delivered,
+  sort_on created|updated|receipt_id (default created), sort_order
+  (default desc), limit 1..100 (default 25), offset; ``{count, results}``
+  with ShopReceipts (Money = {amount, divisor, currency_code}); a shop_id
+  other than the seeded one is refused (403).
+  ``GET .../receipts/{receipt_id}`` (getShopReceipt): one ShopReceipt or
+  404.  Etsy has no endpoint to cancel a receipt, neither has the mock.
+  Successful receipt answers carry the quota headers.
+
 State (seedable): ``credentials`` {keystring, shared_secret,
 refresh_token}; ``token_ttl``; ``tokens`` (access token -> expiry, epoch
 seconds); ``listings``: listing id (string) -> inventory in the GET's shape
@@ -42,7 +53,9 @@ currency_code}, readiness_state_id}], ``property_values`` [{property_id,
 property_name, scale_id, scale_name, value_ids, values}]) plus
 ``price_on_property``, ``quantity_on_property``, ``sku_on_property``,
 ``readiness_state_on_property``; ``updates``: listing id -> number of
-accepted PUTs.
+accepted PUTs; ``shop_id``; ``receipts``: receipt id (string) ->
+ShopReceipt (seed ``{"orders": [ShopReceipt, ...]}``: missing fields get
+defaults, ``update_timestamp`` defaults to now).
 """
 
 import copy
@@ -59,6 +72,11 @@ USER_ID = 12345678              # access tokens start with the user id (unverifi
 
 TOKEN_PATH = r"/v3/public/oauth/token"
 INVENTORY_PATH = r"/v3/application/listings/(?P<listing_id>[^/]+)/inventory"
+RECEIPTS_PATH = r"/v3/application/shops/(?P<shop_id>[^/]+)/receipts"
+RECEIPT_PATH = r"/v3/application/shops/(?P<shop_id>[^/]+)/receipts/(?P<receipt_id>[^/]+)"
+MIN_TIMESTAMP = 946684800
+RECEIPT_STATUSES = {"paid", "completed", "open", "payment processing", "canceled",
+                    "fully refunded", "partially refunded"}
 
 TOP_KEYS = {"products", "price_on_property", "quantity_on_property",
             "sku_on_property", "readiness_state_on_property"}
@@ -91,12 +109,26 @@ class Etsy(Marketplace):
                                 "shared_secret": "etsy-shared-secret",
                                 "refresh_token": f"{USER_ID}.etsy-refresh"},
                 "token_ttl": 3600, "tokens": {}, "listings": {}, "updates": {},
-                "next_id": 900000000}
+                "next_id": 900000000, "shop_id": 5550001, "receipts": {},
+                "requests_today": 0}
+
+    def seed(self, data, seed):
+        """``orders``: a list of ShopReceipts (each replaces the receipt with
+        the same receipt_id; missing fields get defaults, update_timestamp
+        now)."""
+        seed = dict(seed)
+        orders = seed.pop("orders", None)
+        super().seed(data, seed)
+        for r in orders or []:
+            r = _receipt_defaults(copy.deepcopy(r))
+            data.setdefault("receipts", {})[str(r["receipt_id"])] = r
 
     def routes(self):
         return [Route("POST", TOKEN_PATH, self.token, "token"),
                 Route("GET", INVENTORY_PATH, self.get_inventory, "getListingInventory"),
-                Route("PUT", INVENTORY_PATH, self.update_inventory, "updateListingInventory")]
+                Route("PUT", INVENTORY_PATH, self.update_inventory, "updateListingInventory"),
+                Route("GET", RECEIPTS_PATH, self.get_receipts, "getShopReceipts"),
+                Route("GET", RECEIPT_PATH, self.get_receipt, "getShopReceipt")]
 
     # ---------------------------------------------------------------- auth
 
@@ -229,6 +261,99 @@ class Etsy(Marketplace):
                 "sku_on_property": list(body.get("sku_on_property") or []),
                 "readiness_state_on_property": list(body.get("readiness_state_on_property") or [])}
 
+    # ------------------------------------------------------------ receipts
+
+    def _quota(self, state, response):
+        """The rate-limit headers Etsy sends on every answer."""
+        state.data["requests_today"] += 1
+        return response.add_headers({
+            "x-limit-per-second": str(LIMIT_PER_SECOND),
+            "x-remaining-this-second": str(LIMIT_PER_SECOND - 1),
+            "x-limit-per-day": str(LIMIT_PER_DAY),
+            "x-remaining-today": str(max(0, LIMIT_PER_DAY - state.data["requests_today"]))})
+
+    def _shop(self, request, state):
+        raw = request.params["shop_id"]
+        if not raw.isdigit() or int(raw) < 1:
+            return self.error(request, 400, message="Expected int value for 'shop_id'")
+        if int(raw) != int(state.data["shop_id"]):
+            return self.error(request, 403, message="You do not have permission to view this shop's receipts")
+        return None
+
+    def get_receipts(self, request, state):
+        """getShopReceipts: filters min/max_created, min/max_last_modified
+        (unix seconds, >= 946684800), was_paid / was_shipped / was_canceled,
+        sort_on created|updated|receipt_id, sort_order, limit 1..100 (default
+        25), offset.  {count (all matching), results}."""
+        with state.lock:
+            err = self._auth_error(request, state) or self._shop(request, state)
+            if err is not None:
+                return err
+            q = {k: v[-1] for k, v in request.query.items()}
+            ints = {}
+            for name, lo, hi, default in (("min_created", MIN_TIMESTAMP, None, None),
+                                          ("max_created", MIN_TIMESTAMP, None, None),
+                                          ("min_last_modified", MIN_TIMESTAMP, None, None),
+                                          ("max_last_modified", MIN_TIMESTAMP, None, None),
+                                          ("limit", 1, 100, 25), ("offset", 0, None, 0)):
+                v = q.get(name)
+                if v is None:
+                    ints[name] = default
+                    continue
+                try:
+                    n = int(v)
+                except ValueError:
+                    return self.error(request, 400, message=f"Expected int value for '{name}'")
+                if n < lo or (hi is not None and n > hi):
+                    bound = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+                    return self.error(request, 400, message=f"{name} must be {bound}")
+                ints[name] = n
+            sort_on = q.get("sort_on", "created")
+            sort_order = q.get("sort_order", "desc")
+            if sort_on not in ("created", "updated", "receipt_id"):
+                return self.error(request, 400, message="sort_on must be one of created, updated, receipt_id")
+            if sort_order not in ("asc", "ascending", "desc", "descending", "up", "down"):
+                return self.error(request, 400, message="sort_order must be one of asc, ascending, desc, descending, up, down")
+            flags = {}
+            for name in ("was_paid", "was_shipped", "was_canceled", "was_delivered"):
+                v = q.get(name)
+                if v is not None:
+                    if v not in ("true", "false", "1", "0"):
+                        return self.error(request, 400, message=f"Expected boolean value for '{name}'")
+                    flags[name] = v in ("true", "1")
+            rs = list(state.data["receipts"].values())
+
+            def within(value, lo, hi):
+                return (lo is None or value >= lo) and (hi is None or value <= hi)
+            rs = [r for r in rs
+                  if within(r["create_timestamp"], ints["min_created"], ints["max_created"])
+                  and within(r["update_timestamp"], ints["min_last_modified"], ints["max_last_modified"])]
+            if "was_paid" in flags:
+                rs = [r for r in rs if bool(r["is_paid"]) == flags["was_paid"]]
+            if "was_shipped" in flags:
+                rs = [r for r in rs if bool(r["is_shipped"]) == flags["was_shipped"]]
+            if "was_canceled" in flags:
+                rs = [r for r in rs if (r["status"] == "canceled") == flags["was_canceled"]]
+            field = {"created": "create_timestamp", "updated": "update_timestamp",
+                     "receipt_id": "receipt_id"}[sort_on]
+            rs.sort(key=lambda r: (r[field], r["receipt_id"]),
+                    reverse=sort_order in ("desc", "descending", "down"))
+            page = rs[ints["offset"]:ints["offset"] + ints["limit"]]
+            return self._quota(state, json_response({"count": len(rs), "results": copy.deepcopy(page)}))
+
+    def get_receipt(self, request, state):
+        with state.lock:
+            err = self._auth_error(request, state) or self._shop(request, state)
+            if err is not None:
+                return err
+            raw = request.params["receipt_id"]
+            if not raw.isdigit() or int(raw) < 1:
+                return self.error(request, 400, message="Expected int value for 'receipt_id'")
+            r = state.data["receipts"].get(str(int(raw)))
+            if r is None:
+                return self.error(request, 404, message=f"Could not find a Receipt with receipt_id = {int(raw)}")
+            return self._quota(state, json_response(copy.deepcopy(r)))
+
     # ----------------------------------------------------- faults / errors
 
     def rate_limit(self, request, retry_after):
@@ -241,6 +366,41 @@ class Etsy(Marketplace):
 
     def error(self, request, status, code=None, message=None):
         return json_response({"error": message or reason(status)}, status)
+
+
+def _money(amount, currency="USD", divisor=100):
+    return {"amount": int(amount), "divisor": divisor, "currency_code": currency}
+
+
+def _receipt_defaults(r):
+    """A seeded ShopReceipt completed with the schema's fields."""
+    now = int(time.time())
+    cur = (r.get("grandtotal") or {}).get("currency_code", "USD")
+    for k, v in (("receipt_type", 0), ("seller_user_id", USER_ID), ("seller_email", None),
+                 ("buyer_user_id", 1), ("buyer_email", None), ("name", ""), ("first_line", None),
+                 ("second_line", None), ("city", None), ("state", None), ("zip", None),
+                 ("status", "paid"), ("formatted_address", None), ("country_iso", None),
+                 ("payment_method", "cc"), ("payment_email", None), ("message_from_seller", None),
+                 ("message_from_buyer", None), ("message_from_payment", None), ("is_paid", True),
+                 ("is_shipped", False), ("create_timestamp", now), ("is_gift", False),
+                 ("gift_message", ""), ("gift_sender", ""), ("shipments", []), ("transactions", []),
+                 ("refunds", [])):
+        r.setdefault(k, v)
+    r.setdefault("created_timestamp", r["create_timestamp"])
+    r.setdefault("update_timestamp", now)
+    r["updated_timestamp"] = r["update_timestamp"]
+    for k in ("grandtotal", "subtotal", "total_price", "total_shipping_cost", "total_tax_cost",
+              "total_vat_cost", "discount_amt", "gift_wrap_price"):
+        r.setdefault(k, _money(0, cur))
+    for t in r["transactions"]:
+        t.setdefault("receipt_id", r["receipt_id"])
+        t.setdefault("buyer_user_id", r["buyer_user_id"])
+        t.setdefault("quantity", 1)
+        t.setdefault("sku", None)
+        t.setdefault("price", _money(0, cur))
+        t.setdefault("shipping_cost", _money(0, cur))
+        t.setdefault("variations", [])
+    return r
 
 
 def _visible(inv):
