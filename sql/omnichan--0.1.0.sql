@@ -4070,7 +4070,8 @@ FROM PUBLIC;
 -- amazon getOrderItems and getOrder have their own usage plans (0.5 rps, burst 30)
 INSERT INTO omnichan.rate_limit (kind, operation, rate, burst, max_concurrency) VALUES
     ('amazon', 'order_items', 0.5, 30, NULL),
-    ('amazon', 'order_get', 0.5, 30, NULL);
+    ('amazon', 'order_get', 0.5, 30, NULL),
+    ('amazon', 'auth_rdt', 1, 10, NULL);
 
 -- orders to fetch one by one (omnichan.fetch_order), taken by the worker
 CREATE TABLE omnichan.fetch_request (

@@ -576,8 +576,9 @@ RecordOutcomes(void *arg)
 		statuses[i] = Int32GetDatum(req->status);
 		hnulls[i] = (req->nresponse_headers == 0);
 		rheaders[i] = hnulls[i] ? (Datum) 0 : CStringGetTextDatum(HttpResponseHeadersJson(req));
-		/* a token answer holds secrets (access and refresh tokens): not kept */
-		bnulls[i] = (req->error != NULL || strcmp(req->operation, "auth") == 0);
+		/* a token answer ("auth", "auth_*": access, refresh, restricted data tokens) is not kept */
+		bnulls[i] = (req->error != NULL || strcmp(req->operation, "auth") == 0 ||
+					 strncmp(req->operation, "auth_", 5) == 0);
 		bodies[i] = bnulls[i] ? (Datum) 0
 			: PointerGetDatum(cstring_to_text_with_len(req->response.data, req->response.len));
 		enulls[i] = (error == NULL);

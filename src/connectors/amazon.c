@@ -35,6 +35,13 @@
  *
  * Order pull: Orders API v0.  A pull is a chain of jobs:
  *
+ *	- createRestrictedDataToken (operation "auth_rdt", 1 rps, burst 10):
+ *	  POST /tokens/2021-03-01/restrictedDataToken, sent with the LWA token,
+ *	  for the restricted resources GET /orders/v0/orders and GET
+ *	  /orders/v0/orders/{orderId} (dataElements buyerInfo, shippingAddress)
+ *	  and GET /orders/v0/orders/{orderId}/orderItems (buyerInfo), the
+ *	  generic {orderId} paths the Tokens API accepts, so one token covers
+ *	  every order of the chain (see "Restricted data" below);
  *	- getOrders (operation "order_pull", 0.0167 rps): GET /orders/v0/orders
  *	  with the channel's MarketplaceIds, LastUpdatedAfter = the window's
  *	  since, LastUpdatedBefore = its until (pull_lag_s = 120: Amazon refuses
@@ -83,12 +90,35 @@
  * getOrder verbatim, with the getOrderItems OrderItems (verbatim) added
  * under "OrderItems".  No fees (they are in the Finances API).
  *
- * Not done here: ShippingAddress names and lines, BuyerInfo and the items'
- * BuyerInfo (gift messages) are restricted data that real SP-API returns
- * only with a Restricted Data Token in x-amz-access-token
- * (POST /tokens/2021-03-01/restrictedDataToken); the connector interface
- * has one access token per channel, so orders are read with the LWA token
- * (an order left without a name is held by inbox_upsert with its error).
+ * Restricted data: ShippingAddress (Name, AddressLine1-3, Phone...),
+ * BuyerInfo (BuyerName...) and the items' BuyerInfo (GiftMessageText) are
+ * answered only to a request whose x-amz-access-token is a Restricted Data
+ * Token (RDT) covering it; with the LWA token Amazon leaves them out.  Every
+ * pull chain and every fetch_order chain therefore starts with
+ * createRestrictedDataToken (authorized with the LWA token); its answer
+ * {restrictedDataToken, expiresIn} is kept only in the sync worker's memory
+ * (RdtCache: per channel, in TopMemoryContext, with its expiry), never in
+ * the job's payload or state, and its response body is not stored (worker.c
+ * keeps no body of an "auth" or "auth_*" operation).  The state remembers
+ * the request to make once the token is there ("resume": step and path).
+ * authorize() sends the cached RDT instead of the LWA token on getOrders,
+ * getOrder and getOrderItems.  Before each later request of the chain, a
+ * cached RDT that expires within AMAZON_RDT_MARGIN_S (60 s) is renewed
+ * first: the chain asks for a new one and resumes with that request (the
+ * request that follows a new token always uses it, so a token shorter-lived
+ * than the margin cannot make the chain loop).
+ *
+ * When the worker has no RDT for the channel at send time (it restarted in
+ * the middle of a chain: the queued or re-queued getOrders / getOrderItems
+ * job outlived the token), or the token expired while the request waited
+ * for its rate-limit slot, authorize() raises an ERROR: SyncPrepare makes
+ * it a permanent failure of that job ("credentials: no Restricted Data
+ * Token ..."), the chain ends there with the error on the channel, its
+ * cursor does not move, and the next pull covers the window again, starting
+ * with a new RDT (orders already stored by the interrupted chain are upserted
+ * again without duplicates).  A 403 on a request sent with an RDT is
+ * retried once by sync.c like any expired token, with the same RDT (the
+ * connector sees no failed answer), so a revoked RDT also ends the chain.
  *
  * Cancellation back (build_cancel): not implemented.  Orders API v0 has no
  * operation by which a seller cancels an order (getOrders, getOrder,
@@ -109,6 +139,7 @@
 
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "utils/memutils.h"
 
 #include "../connector.h"
 
@@ -132,6 +163,12 @@
 /* longest NextToken, and longest text field, taken from an answer */
 #define AMAZON_MAX_TOKEN		8192
 #define AMAZON_MAX_TEXT			4000
+/* a Restricted Data Token is renewed when it expires within this */
+#define AMAZON_RDT_MARGIN_S		60
+/* longest RDT taken from an answer; longest lifetime believed */
+#define AMAZON_MAX_RDT			8192
+#define AMAZON_MAX_RDT_LIFE_S	86400
+#define AMAZON_RDT_PATH			"/tokens/2021-03-01/restrictedDataToken"
 /* the order statuses asked for (Pending ones are never imported) */
 #define AMAZON_ORDER_STATUSES	"Unshipped,PartiallyShipped,Shipped,InvoiceUnconfirmed,Canceled"
 
@@ -777,10 +814,99 @@ AmazonParseToken(HttpRequest *req, char **token, int *expires_in, char **error)
 }
 
 /*
+ * The Restricted Data Tokens of the channels' order pulls: in the sync
+ * worker's memory only (TopMemoryContext), one per channel, never in a job.
+ */
+typedef struct RdtEntry
+{
+	int32		channel_id;
+	char	   *token;			/* NULL: none */
+	time_t		expires;
+} RdtEntry;
+
+static RdtEntry *RdtCache = NULL;
+static int	RdtCount = 0;
+static int	RdtAllocated = 0;
+
+/* RdtLookup: the channel's RDT entry, or NULL when it has none */
+static RdtEntry *
+RdtLookup(int32 channel_id)
+{
+	int			i;
+
+	for (i = 0; i < RdtCount; i++)
+		if (RdtCache[i].channel_id == channel_id)
+			return RdtCache[i].token != NULL ? &RdtCache[i] : NULL;
+	return NULL;
+}
+
+/*
+ * RdtKeep
+ *		The channel's new RDT, valid for expires_in seconds from now; the
+ *		previous one is wiped.
+ */
+static void
+RdtKeep(int32 channel_id, const char *token, int64 expires_in)
+{
+	RdtEntry   *e = NULL;
+	int			i;
+
+	for (i = 0; i < RdtCount && e == NULL; i++)
+		if (RdtCache[i].channel_id == channel_id)
+			e = &RdtCache[i];
+	if (e == NULL)
+	{
+		if (RdtCount == RdtAllocated)
+		{
+			RdtAllocated = Max(8, RdtAllocated * 2);
+			RdtCache = RdtCache == NULL
+				? MemoryContextAlloc(TopMemoryContext, sizeof(RdtEntry) * RdtAllocated)
+				: repalloc(RdtCache, sizeof(RdtEntry) * RdtAllocated);
+		}
+		e = &RdtCache[RdtCount++];
+		e->channel_id = channel_id;
+		e->token = NULL;
+	}
+	if (e->token != NULL)
+	{
+		explicit_bzero(e->token, strlen(e->token));
+		pfree(e->token);
+	}
+	e->token = MemoryContextStrdup(TopMemoryContext, token);
+	e->expires = time(NULL) + (time_t) expires_in;
+}
+
+/* StepOperation: the operation of a restricted-data request of a pull step */
+static const char *
+StepOperation(const char *step)
+{
+	if (step == NULL)
+		return NULL;
+	if (strcmp(step, "orders") == 0)
+		return "order_pull";
+	if (strcmp(step, "order") == 0)
+		return "order_get";
+	if (strcmp(step, "items") == 0)
+		return "order_items";
+	return NULL;
+}
+
+/* RestrictedOperation: whether an operation is sent with the RDT */
+static bool
+RestrictedOperation(const char *operation)
+{
+	return strcmp(operation, "order_pull") == 0 || strcmp(operation, "order_get") == 0 ||
+		strcmp(operation, "order_items") == 0;
+}
+
+/*
  * AmazonAuthorize
- *		x-amz-access-token and x-amz-date on SP-API calls; nothing on the
- *		presigned document URLs (S3 refuses unsigned x-amz-* headers, and
- *		the token must not leave SP-API).
+ *		x-amz-access-token and x-amz-date on SP-API calls: the LWA token, or
+ *		on getOrders, getOrder and getOrderItems the channel's cached
+ *		Restricted Data Token (an ERROR when there is none or it expired:
+ *		the job fails, its pull chain ends); nothing on the presigned
+ *		document URLs (S3 refuses unsigned x-amz-* headers, and the token
+ *		must not leave SP-API).
  */
 static void
 AmazonAuthorize(ChannelConfig *ch, OcJson *secrets, const char *token, HttpRequest *req)
@@ -791,6 +917,22 @@ AmazonAuthorize(ChannelConfig *ch, OcJson *secrets, const char *token, HttpReque
 
 	if (strcmp(req->operation, "feed_upload") == 0 || strcmp(req->operation, "feed_report") == 0)
 		return;
+	if (RestrictedOperation(req->operation))
+	{
+		RdtEntry   *e = RdtLookup(ch->id);
+
+		if (e == NULL)
+			ereport(ERROR,
+					(errmsg("no Restricted Data Token for this Amazon order pull request "
+							"(the sync worker restarted during the pull): the pull ends here, "
+							"the next one starts over with a new token")));
+		if (e->expires <= now)
+			ereport(ERROR,
+					(errmsg("the Restricted Data Token of this Amazon order pull expired before "
+							"the request could be sent: the pull ends here, the next one starts "
+							"over with a new token")));
+		token = e->token;
+	}
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	HttpAddHeader(req, "x-amz-access-token: %s", token);
@@ -822,11 +964,66 @@ JsonTrue(OcJson *value)
 }
 
 /*
- * OrdersRequest
- *		getOrders: the first page of the window, or the page of a NextToken.
+ * RdtRequest
+ *		createRestrictedDataToken for the restricted resources of a pull,
+ *		generic paths ({orderId}) so one token covers every order; the
+ *		request to make with the token waits in the state ("resume").
  */
 static void
-OrdersRequest(ChannelConfig *ch, OcJson *state, const char *token, OutRequest *out)
+RdtRequest(ChannelConfig *ch, OcJson *state, const char *step, const char *path,
+		   OutRequest *out)
+{
+	static const char *const paths[] = {"/orders/v0/orders", "/orders/v0/orders/{orderId}",
+	"/orders/v0/orders/{orderId}/orderItems", NULL};
+	OcJson	   *body = OcJsonNewObject();
+	OcJson	   *resources = OcJsonSetArray(body, "restrictedResources");
+	OcJson	   *resume;
+	int			i;
+
+	for (i = 0; paths[i] != NULL; i++)
+	{
+		OcJson	   *r = OcJsonAppendObject(resources);
+		OcJson	   *elements;
+
+		OcJsonSetString(r, "method", "GET");
+		OcJsonSetString(r, "path", paths[i]);
+		elements = OcJsonSetArray(r, "dataElements");
+		OcJsonAppendString(elements, "buyerInfo");
+		/* order items carry no address */
+		if (strstr(paths[i], "orderItems") == NULL)
+			OcJsonAppendString(elements, "shippingAddress");
+	}
+	resume = OcJsonSetObject(state, "resume");
+	OcJsonSetString(resume, "step", step);
+	OcJsonSetString(resume, "path", path);
+	OcJsonSetString(state, "step", "rdt");
+	ApiRequest(ch, out, "auth_rdt", "POST", pstrdup(AMAZON_RDT_PATH), body);
+}
+
+/*
+ * RestrictedRequest
+ *		A request whose answer holds restricted data (step "orders", "order"
+ *		or "items"), sent with the cached RDT: a new RDT first when there is
+ *		none or it expires within AMAZON_RDT_MARGIN_S.
+ */
+static void
+RestrictedRequest(ChannelConfig *ch, OcJson *state, const char *step, char *path,
+				  OutRequest *out)
+{
+	RdtEntry   *e = RdtLookup(ch->id);
+
+	if (e == NULL || e->expires - AMAZON_RDT_MARGIN_S <= time(NULL))
+	{
+		RdtRequest(ch, state, step, path, out);
+		return;
+	}
+	OcJsonSetString(state, "step", step);
+	ApiRequest(ch, out, StepOperation(step), "GET", path, NULL);
+}
+
+/* OrdersPath: getOrders, the first page of the window or a NextToken's */
+static char *
+OrdersPath(ChannelConfig *ch, OcJson *state, const char *token)
 {
 	char	   *path;
 
@@ -844,8 +1041,14 @@ OrdersRequest(ChannelConfig *ch, OcJson *state, const char *token, OutRequest *o
 						until ? "&LastUpdatedBefore=" : "", until ? UrlEncode(until) : "",
 						AMAZON_ORDER_STATUSES, AMAZON_ORDERS_PAGE);
 	}
-	OcJsonSetString(state, "step", "orders");
-	ApiRequest(ch, out, "order_pull", "GET", path, NULL);
+	return path;
+}
+
+/* OrdersRequest: getOrders, the first page of the window or a NextToken's */
+static void
+OrdersRequest(ChannelConfig *ch, OcJson *state, const char *token, OutRequest *out)
+{
+	RestrictedRequest(ch, state, "orders", OrdersPath(ch, state, token), out);
 }
 
 /* ItemsRequest: getOrderItems of an order, the first page or a NextToken's */
@@ -857,14 +1060,14 @@ ItemsRequest(ChannelConfig *ch, OcJson *state, const char *order_id,
 
 	if (token != NULL)
 		path = psprintf("%s?NextToken=%s", path, UrlEncode(token));
-	OcJsonSetString(state, "step", "items");
-	ApiRequest(ch, out, "order_items", "GET", path, NULL);
+	RestrictedRequest(ch, state, "items", path, out);
 }
 
 /*
  * AmazonBuildPull
- *		The first request of a pull: getOrders of the window, or getOrder of
- *		the order omnichan.fetch_order asked for.
+ *		The first request of a pull, always a new Restricted Data Token; then
+ *		getOrders of the window, or getOrder of the order
+ *		omnichan.fetch_order asked for.
  */
 static void
 AmazonBuildPull(ChannelConfig *ch, OcJson *state, OutRequest *out)
@@ -872,13 +1075,57 @@ AmazonBuildPull(ChannelConfig *ch, OcJson *state, OutRequest *out)
 	const char *order_id = PullString(state, "order_id");
 
 	if (order_id != NULL)
+		RdtRequest(ch, state, "order",
+				   psprintf("/orders/v0/orders/%s", UrlEncode(order_id)), out);
+	else
+		RdtRequest(ch, state, "orders", OrdersPath(ch, state, NULL), out);
+}
+
+/*
+ * ParseRdt
+ *		The answer of createRestrictedDataToken: the token kept in the
+ *		worker's memory only, then the request that waited for it (sent with
+ *		it, however short its life).  Nothing of the token goes into the
+ *		state or an error message.
+ */
+static bool
+ParseRdt(ChannelConfig *ch, OcJson *doc, OcJson *state, OutRequest *next, char **error)
+{
+	const char *token = OcJsonString(OcJsonGet(doc, "restrictedDataToken"));
+	OcJson	   *life = OcJsonGet(doc, "expiresIn");
+	OcJson	   *resume = OcJsonGet(state, "resume");
+	const char *step = PullString(resume, "step");
+	const char *path = PullString(resume, "path");
+	int64		expires_in = 3600;	/* Amazon's documented lifetime */
+
+	if (token == NULL || *token == '\0' || strlen(token) > AMAZON_MAX_RDT ||
+		strpbrk(token, "\r\n") != NULL)
 	{
-		OcJsonSetString(state, "step", "order");
-		ApiRequest(ch, out, "order_get", "GET",
-				   psprintf("/orders/v0/orders/%s", UrlEncode(order_id)), NULL);
-		return;
+		char	   *msg = ErrorsMessage(doc);
+
+		*error = msg ? psprintf("Amazon createRestrictedDataToken %s", msg)
+			: pstrdup("Amazon createRestrictedDataToken answered no valid restrictedDataToken");
+		return false;
 	}
-	OrdersRequest(ch, state, NULL, out);
+	if (!OcJsonIsNull(life) &&
+		(!OcJsonInt(life, &expires_in) || expires_in < 1 || expires_in > AMAZON_MAX_RDT_LIFE_S))
+	{
+		*error = pstrdup("Amazon createRestrictedDataToken answered an invalid expiresIn");
+		return false;
+	}
+	if (StepOperation(step) == NULL || path == NULL ||
+		strncmp(path, "/orders/v0/orders", strlen("/orders/v0/orders")) != 0)
+	{
+		*error = pstrdup("the pull state has no request waiting for the restricted data token");
+		return false;
+	}
+	RdtKeep(ch->id, token, expires_in);
+	step = pstrdup(step);
+	path = pstrdup(path);
+	(void) OcJsonSetObject(state, "resume");
+	OcJsonSetString(state, "step", step);
+	ApiRequest(ch, next, StepOperation(step), "GET", (char *) path, NULL);
+	return true;
 }
 
 /*
@@ -1463,8 +1710,9 @@ ParseItems(ChannelConfig *ch, OcJson *payload, OcJson *state, OcJson *orders,
 
 /*
  * AmazonParsePull
- *		One answer of the chain: a page of getOrders, the order of getOrder,
- *		or a page of an order's items ("step" of the state says which).
+ *		One answer of the chain: a Restricted Data Token, a page of
+ *		getOrders, the order of getOrder, or a page of an order's items
+ *		("step" of the state says which).
  */
 static bool
 AmazonParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state,
@@ -1475,6 +1723,8 @@ AmazonParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state,
 	const char *step = PullString(state, "step");
 
 	*error = NULL;
+	if (step != NULL && strcmp(step, "rdt") == 0)
+		return ParseRdt(ch, doc, state, next, error);
 	if (!OcJsonIsObject(payload))
 	{
 		char	   *msg = ErrorsMessage(doc);

@@ -34,11 +34,23 @@ promotion products.  The mock answers at most 2 orders a getOrders page and
   getOrderItems answer: nothing stored from it, the next pull completes the
   window, nothing twice;
 - kill -9 of the worker between fetching an answer and committing it: no
-  loss, no duplicate.
+  loss, no duplicate;
+- restricted data: every chain (pull and fetch_order) starts with
+  createRestrictedDataToken (LWA token; getOrders, getOrder, getOrderItems
+  resources, generic {orderId} paths); getOrders / getOrder / getOrderItems
+  carry the RDT, so the orders have the buyer's name, address and gift
+  message (the mock leaves them out for the LWA token); an RDT that expires
+  within 60 s is renewed before the next request of the chain; a kill -9
+  after the RDT was obtained: the re-queued request has no RDT in the new
+  worker and fails with the documented error, the cursor stays, the next
+  pull imports everything once; no RDT anywhere in omnichan.job (payload,
+  headers, bodies, errors), sync_log or the server log.
 """
 
 import calendar
+import json
 import os
+import signal
 import sys
 import time
 from decimal import Decimal
@@ -54,6 +66,8 @@ SELLER = "A2EXAMPLE1234"
 US, CA, DE = "ATVPDKIKX0DER", "A2EUQ1WTGCTBG", "A1PA6795UKMFR9"
 ORDERS = "^/orders/v0/orders$"
 ITEMS = "^/orders/v0/orders/[^/]+/orderItems$"
+RDT = "^/tokens/2021-03-01/restrictedDataToken$"
+RESTRICTED = ("getOrders", "getOrder", "getOrderItems")
 BUYER = "k2v9q8w7x6@marketplace.amazon.com"
 
 
@@ -63,6 +77,32 @@ def iso(t):
 
 def D(x):
     return Decimal(str(x)) if x is not None else None
+
+
+def access_token(entry):
+    """The x-amz-access-token a journaled request carried."""
+    return {k.lower(): v for k, v in entry["headers"].items()}.get("x-amz-access-token", "")
+
+
+def pull_chain(entries):
+    """The requests of the first pull chain among journal entries: its
+    createRestrictedDataToken and restricted requests, up to the next chain
+    (a createRestrictedDataToken followed by a first getOrders page)."""
+    chain = []
+    for e in entries:
+        if e["route"] not in RESTRICTED + ("createRestrictedDataToken",):
+            continue
+        if (e["route"] == "getOrders" and "NextToken" not in e["query"]
+                and any(x["route"] == "getOrders" for x in chain)):
+            if chain[-1]["route"] == "createRestrictedDataToken":
+                chain.pop()
+            break
+        chain.append(e)
+    return chain
+
+
+def is_rdt(token):
+    return token.startswith("Atz.sprdt|")
 
 
 def main():
@@ -83,7 +123,7 @@ def main():
     say(f"company currency {cur}")
     # the first pull (at channel creation) finds nothing and sets the cursor
     wait_for("the first pull to set the cursor", lambda: env.cursor() is not None, 30)
-    for op in ("order_pull", "order_items", "order_get"):
+    for op in ("order_pull", "order_items", "order_get", "auth_rdt"):
         c.sql(f"SELECT omnichan.rate_limit_set('shop', {q(op)}, 50, 50)")
 
     def money(amount):
@@ -194,6 +234,28 @@ def main():
           item_orders == sorted([A, B, C, G, H, I_, K, K]), item_orders)
     check("one LWA token for the whole run so far", len(env.journal("^/auth/o2/token$")) == 1,
           len(env.journal("^/auth/o2/token$")))
+    chain = pull_chain(env.journal()[mark:])
+    first_rdt = chain[0] if chain else {}
+    try:
+        res = json.loads(first_rdt.get("body") or "{}").get("restrictedResources")
+    except ValueError:
+        res = None
+    check("the chain starts with createRestrictedDataToken, authorized with the LWA token",
+          first_rdt.get("route") == "createRestrictedDataToken" and first_rdt.get("status") == 200
+          and access_token(first_rdt).startswith("Atza|"), [e["route"] for e in chain[:3]])
+    check("the RDT covers getOrders and (generic paths) getOrder with buyerInfo + shippingAddress, "
+          "getOrderItems with buyerInfo",
+          res == [{"method": "GET", "path": "/orders/v0/orders", "dataElements": ["buyerInfo", "shippingAddress"]},
+                  {"method": "GET", "path": "/orders/v0/orders/{orderId}",
+                   "dataElements": ["buyerInfo", "shippingAddress"]},
+                  {"method": "GET", "path": "/orders/v0/orders/{orderId}/orderItems",
+                   "dataElements": ["buyerInfo"]}], res)
+    pii = [e for e in chain if e["route"] in RESTRICTED]
+    check("every getOrders / getOrderItems request of the pull carried an RDT (one for the whole chain)",
+          pii and all(is_rdt(access_token(e)) for e in pii)
+          and len({access_token(e) for e in pii}) == 1
+          and len([e for e in chain if e["route"] == "createRestrictedDataToken"]) == 1,
+          [(e["route"], access_token(e)[:10]) for e in chain])
 
     states = {oid: (env.inbox(oid) or {}).get("state") for oid in (A, B, C, D_, E, F, G, H, I_, J, K)}
     check("imported: MFN Unshipped/PartiallyShipped, AFN Shipped, AFN Canceled (cancelled), CA marketplace; "
@@ -217,6 +279,14 @@ def main():
           and so.get("date_order") == purchase
           and so.get("note") == "<p>Gift message: Happy birthday</p>"
           and so.get("warehouse_id") == str(env.warehouse) and so.get("company_id") == str(env.company), so)
+    check("order A: restricted data came (RDT): raw has ShippingAddress Name/AddressLine1/Phone, BuyerName, "
+          "the items' GiftMessageText",
+          ((env.inbox(A) or {}).get("raw") or {}).get("ShippingAddress", {}).get("Name") == "Jean Dupont"
+          and ((env.inbox(A) or {}).get("raw") or {}).get("ShippingAddress", {}).get("AddressLine1") == "1 Main St"
+          and ((env.inbox(A) or {}).get("raw") or {}).get("ShippingAddress", {}).get("Phone") == "+1 206-555-0100"
+          and ((env.inbox(A) or {}).get("raw") or {}).get("BuyerInfo", {}).get("BuyerName") == "Jean Dupont"
+          and ((env.inbox(A) or {}).get("raw") or {}).get("OrderItems", [{}])[0].get("BuyerInfo", {})
+          .get("GiftMessageText") == "Happy birthday", (env.inbox(A) or {}).get("raw"))
     check("order A: customer from BuyerName / ShippingAddress",
           pa.get("name") == "Jean Dupont" and pa.get("email") == BUYER and pa.get("street") == "1 Main St"
           and pa.get("city") == "SEATTLE" and pa.get("zip") == "98121" and pa.get("country") == "US", pa)
@@ -316,7 +386,8 @@ def main():
     check("merchant cancellation: reported as impossible (Orders API v0 has no seller cancel), "
           "nothing sent to Amazon",
           r.get("cancel_reported_at") is None and "does not let a seller cancel" in (r.get("cancel_report_error") or "")
-          and all(e["method"] == "GET" or e["path"] == "/auth/o2/token" for e in env.journal()[before:]), r)
+          and all(e["method"] == "GET" or e["route"] in ("lwa_token", "createRestrictedDataToken")
+                  for e in env.journal()[before:]), r)
 
     # -- fetch_order ------------------------------------------------------------
     L = "111-0000012-0000012"
@@ -327,10 +398,15 @@ def main():
                                items=[item("50000000000016", "SKU-000009", 1, "9.00")])]})
     mark = len(env.journal())
     check("fetch_order of an order outside every window", env.fetch(L))
-    check("fetch_order: getOrder then getOrderItems, the order materialized",
-          [e["route"] for e in env.journal()[mark:] if e["route"] != "lwa_token"] == ["getOrder", "getOrderItems"]
+    fetched = [e for e in env.journal()[mark:] if e["route"] != "lwa_token"]
+    check("fetch_order: a new RDT, getOrder then getOrderItems with it, the order materialized",
+          [e["route"] for e in fetched] == ["createRestrictedDataToken", "getOrder", "getOrderItems"]
+          and all(is_rdt(access_token(e)) for e in fetched[1:])
           and (env.inbox(L) or {}).get("state") == "materialized" and env.sale_order_count(L) == 1,
           [e["route"] for e in env.journal()[mark:]])
+    pl = env.partner((env.sale_order(L) or {}).get("partner_id", 0)) or {}
+    check("fetch_order: the buyer's name and address came with getOrder (RDT)",
+          pl.get("name") == "Jean Dupont" and pl.get("street") == "1 Main St", pl)
     check("fetch_order of a Pending order", env.fetch(P))
     check("a Pending order is not imported, even fetched", env.inbox(P) is None)
 
@@ -376,6 +452,109 @@ def main():
     check("after kill -9: every order once in the inbox and in Odoo",
           all((env.inbox(o) or {}).get("state") == "materialized" and env.sale_order_count(o) == 1
               for o in (N1, N2, N3)), [(env.inbox(o) or {}).get("state") for o in (N1, N2, N3)])
+    # -- an RDT expiring within 60 s is renewed before the next request --------
+    R1, R2, R3 = "111-0000019-0000019", "111-0000020-0000020", "111-0000021-0000021"
+    env.seed({"rdt_ttl": 30,
+              "orders": [order(o, "Unshipped", age=150, total="4.00",
+                               BuyerInfo={"BuyerEmail": f"r{k}@marketplace.amazon.com", "BuyerName": f"Renew {k}"},
+                               ShippingAddress=dict(ship, Name=f"Renew {k}"),
+                               LastUpdateDate=iso(time.time() - 150),
+                               items=[item("5000000000003" + str(k), "SKU-000003", 1, "4.00")])
+                         for k, o in enumerate((R1, R2, R3))]})
+    mark = len(env.journal())
+    time.sleep(1.1)
+    check("a pull with RDTs of 30 s (less than the 60 s margin) completes", env.pull_now(timeout=60),
+          env.channel_error())
+    chain = pull_chain(env.journal()[mark:])
+    routes = [e["route"] for e in chain]
+    pii = [i for i, e in enumerate(chain) if e["route"] in RESTRICTED]
+    tokens = [access_token(chain[i]) for i in pii]
+    issued = set(env.state().get("rdts", {}))
+    check("every restricted request of that chain was preceded by a new RDT (renewed), used once, "
+          "and the mock issued each",
+          pii and all(i > 0 and chain[i - 1]["route"] == "createRestrictedDataToken" for i in pii)
+          and len(set(tokens)) == len(tokens) and all(t in issued for t in tokens)
+          and all(e["status"] == 200 for e in chain), routes)
+    check("the renewed RDTs brought the names: each order's partner is its BuyerName",
+          [(env.partner((env.sale_order(o) or {}).get("partner_id", 0)) or {}).get("name")
+           for o in (R1, R2, R3)] == ["Renew 0", "Renew 1", "Renew 2"])
+    env.seed({"rdt_ttl": 3600})
+
+    # -- kill -9 after the RDT was obtained: the next request has none -------
+    S1, S2, S3 = "111-0000022-0000022", "111-0000023-0000023", "111-0000024-0000024"
+    env.seed({"orders": [order(o, "Unshipped", age=150, total="4.00",
+                               BuyerInfo={"BuyerEmail": f"s{k}@marketplace.amazon.com", "BuyerName": f"Kill {k}"},
+                               ShippingAddress=dict(ship, Name=f"Kill {k}"),
+                               LastUpdateDate=iso(time.time() - 150),
+                               items=[item("5000000000004" + str(k), "SKU-000002", 1, "4.00")])
+                         for k, o in enumerate((S1, S2, S3))]})
+    time.sleep(1.1)
+    cursor_before = env.cursor()
+    mark = len(env.journal())
+    c.set_conf(debug_pull_commit_delay=3000)
+    time.sleep(1.2)
+    c.sql("SELECT omnichan.sync_now('shop')")
+    # the RDT answer is committed (after the delay), then getOrders is sent with the RDT
+    wait_for("getOrders sent with the RDT",
+             lambda: any(e["route"] == "getOrders" for e in env.journal()[mark:]), 30)
+
+    def sleeping():
+        rows = c.sql_ok("SELECT pid FROM pg_stat_activity WHERE backend_type = 'omnichan worker' "
+                        "   AND datname = 'odoo' AND query LIKE '%debug_pull_commit_delay%'", db="postgres") or []
+        return int(rows[0][0]) if rows else None
+    pid = wait_for("the worker to sleep before committing the getOrders page", sleeping, 30, 0.02)
+    c.sql("ALTER SYSTEM RESET omnichan.debug_pull_commit_delay", db="postgres")
+    c.sql("SELECT pg_reload_conf()", db="postgres")
+    check("the worker was killed holding an RDT, before committing a getOrders page", bool(pid))
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1.0)
+        wait_for("the cluster to accept connections again", lambda: c.sql_ok("SELECT 1", db="postgres"), 30)
+        c.wait_worker("odoo", 30)
+    wait_for("the interrupted chain to end", lambda: env.pull_jobs() == 0, 60)
+    failed = c.sql("SELECT j.state, j.error FROM omnichan.job j WHERE j.operation = 'order_pull' "
+                   "   AND j.error LIKE '%no Restricted Data Token%'")
+    check("the re-queued getOrders job failed with the documented error (no RDT in the new worker)",
+          len(failed) == 1 and failed[0][0] == "failed"
+          and failed[0][1].startswith("credentials: no Restricted Data Token for this Amazon order pull request")
+          and "the next one starts over with a new token" in failed[0][1], failed)
+    check("the channel shows the error; the cursor stayed; nothing of the page was stored",
+          "no Restricted Data Token" in (env.channel_error() or "") and env.cursor() == cursor_before
+          and not any(env.inbox(o) for o in (S1, S2, S3)),
+          (env.channel_error(), env.cursor(), cursor_before))
+    mark = len(env.journal())
+    check("the next pull completes", env.pull_now(timeout=60), env.channel_error())
+    chain = pull_chain(env.journal()[mark:])
+    check("it starts with a new RDT and imports every order once, with the buyer's name",
+          chain and chain[0]["route"] == "createRestrictedDataToken"
+          and all((env.inbox(o) or {}).get("state") == "materialized" and env.sale_order_count(o) == 1
+                  for o in (S1, S2, S3))
+          and [(env.partner((env.sale_order(o) or {}).get("partner_id", 0)) or {}).get("name")
+               for o in (S1, S2, S3)] == ["Kill 0", "Kill 1", "Kill 2"],
+          ([e["route"] for e in chain[:3]], [(env.inbox(o) or {}).get("state") for o in (S1, S2, S3)]))
+
+    # -- the RDTs are nowhere but in the worker's memory -------------------------
+    rdts = list(env.state().get("rdts", {}))
+    used = {access_token(e) for e in env.journal() if e["route"] in RESTRICTED}
+    check("every getOrders / getOrder / getOrderItems request of the run carried an RDT",
+          used and all(is_rdt(t) for t in used), sorted(t[:10] for t in used))
+    needles = "ARRAY[" + ", ".join(q(t) for t in rdts + [t.split("|", 1)[1] for t in rdts] + ["Atz.sprdt"]) + "]"
+    in_jobs = int(c.val(f"SELECT count(*) FROM omnichan.job j, unnest({needles}) t "
+                        f" WHERE strpos(concat_ws(' ', j.url, j.payload::text, j.headers::text, "
+                        f"       pg_catalog.encode(j.body, 'escape'), j.response_headers::text, "
+                        f"       pg_catalog.encode(j.response_body, 'escape'), j.error), t) > 0"))
+    in_log = int(c.val(f"SELECT count(*) FROM omnichan.sync_log s, unnest({needles}) t "
+                       f" WHERE strpos(s::text, t) > 0"))
+    server = c.log_text()
+    in_server = [t[:14] for t in rdts + ["Atz.sprdt"] if t in server or t.split("|", 1)[-1] in server]
+    check(f"none of the {len(rdts)} RDTs is in omnichan.job (url, payload, headers, bodies, errors), "
+          "sync_log or the server log", rdts and in_jobs == 0 and in_log == 0 and not in_server,
+          (in_jobs, in_log, in_server))
+    check("the RDT answers' bodies are not kept (operation auth_rdt)",
+          int(c.val("SELECT count(*) FROM omnichan.job WHERE operation = 'auth_rdt' "
+                    "   AND response_body IS NOT NULL")) == 0
+          and int(c.val("SELECT count(*) FROM omnichan.job WHERE operation = 'auth_rdt' "
+                        "   AND state = 'succeeded'")) >= 5)
     check("no 400 from the mock in the whole run (2-minute rule, NextTokens, parameters)",
           not [e for e in env.journal() if e["status"] == 400],
           [(e["path"], e["query"]) for e in env.journal() if e["status"] == 400][:3])

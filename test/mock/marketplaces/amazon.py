@@ -52,6 +52,28 @@ Endpoints (order pull, Orders API v0, ordersV0.json):
 ShippingAddress is only answered for Unshipped, PartiallyShipped, Shipped
 and InvoiceUnconfirmed orders (as the model says).  No cancel endpoint:
 Orders API v0 has no seller cancellation.
+
+Restricted data (Tokens API 2021-03-01, tokens_2021-03-01.json):
+
+* ``POST /tokens/2021-03-01/restrictedDataToken`` - createRestrictedDataToken:
+  an LWA access token (403 otherwise; an RDT cannot ask for another), a JSON
+  body ``{"restrictedResources": [{"method", "path", "dataElements"?}]}``
+  (1 to 50 resources, method GET/PUT/POST/DELETE, a path starting with "/",
+  dataElements among buyerInfo, shippingAddress, buyerTaxInformation and
+  required for the Orders API paths), ``targetApplication`` optional; 400
+  ``InvalidRequest`` otherwise (the spec's sandbox error).  Answers
+  ``{"restrictedDataToken": "Atz.sprdt|...", "expiresIn": rdt_ttl}``.
+* getOrders, getOrder and getOrderItems accept the LWA token (restricted
+  fields left out, as Amazon does: ShippingAddress Name, AddressLine1-3,
+  Phone, AddressType, ExtendedFields; BuyerInfo BuyerName, BuyerTaxInfo,
+  PurchaseOrderNumber; BuyerTaxInformation; the items' BuyerInfo
+  GiftMessageText and BuyerCustomizedInfo) or an RDT: an expired or unknown
+  one is a 403 like any token, one that does not cover the request's method
+  and path is a 403 (an RDT is valid for its restricted resources only; a
+  ``{orderId}``-style segment of a resource path matches any order); the
+  restricted fields are answered for the resource's dataElements
+  (buyerInfo: BuyerInfo and the items' BuyerInfo; shippingAddress:
+  ShippingAddress; buyerTaxInformation: BuyerTaxInformation).
 """
 
 import calendar
@@ -83,6 +105,7 @@ ERROR_MESSAGES = {
 }
 
 TOKEN_PATH = r"/auth/o2/token"
+RDT_PATH = r"/tokens/2021-03-01/restrictedDataToken"
 LISTING_PATH = r"/listings/2021-08-01/items/(?P<seller>[^/]+)/(?P<sku>[^/]+)"
 DOCS_PATH = r"/feeds/2021-06-30/documents"
 DOC_PATH = r"/feeds/2021-06-30/documents/(?P<doc>[^/]+)"
@@ -96,7 +119,8 @@ ORDER_ITEMS_PATH = r"/orders/v0/orders/(?P<order>[^/]+)/orderItems"
 # usage plans (requests per second) sent in x-amzn-RateLimit-Limit
 RATES = {"patchListingsItem": "5.0", "createFeedDocument": "0.5",
          "createFeed": "0.0083", "getFeed": "2.0", "getFeedDocument": "0.0222",
-         "getOrders": "0.0167", "getOrder": "0.5", "getOrderItems": "0.5"}
+         "getOrders": "0.0167", "getOrder": "0.5", "getOrderItems": "0.5",
+         "createRestrictedDataToken": "1.0"}
 MAX_MESSAGES = 25000
 URL_TTL = 300
 PATCH_OPS = ("add", "replace", "merge", "delete")
@@ -106,6 +130,13 @@ ORDER_STATUSES = ("PendingAvailability", "Pending", "Unshipped", "PartiallyShipp
 ADDRESS_STATUSES = ("Unshipped", "PartiallyShipped", "Shipped", "InvoiceUnconfirmed")
 # LastUpdatedBefore / CreatedBefore must be this long before now
 BEFORE_LAG_S = 120
+# restricted data (ordersV0.json descriptions): what an RDT's dataElements unlock
+DATA_ELEMENTS = ("buyerInfo", "shippingAddress", "buyerTaxInformation")
+RESTRICTED_ADDRESS = ("Name", "AddressLine1", "AddressLine2", "AddressLine3", "Phone",
+                      "AddressType", "ExtendedFields")
+RESTRICTED_BUYER = ("BuyerName", "BuyerTaxInfo", "PurchaseOrderNumber")
+RESTRICTED_ITEM_BUYER = ("GiftMessageText", "BuyerCustomizedInfo")
+ORDERS_API = "/orders/v0/orders"
 
 
 def _now_iso(t=None):
@@ -130,6 +161,10 @@ class Amazon(Marketplace):
     defaults to now too).  ``orders_page_size`` / ``items_page_size``: most
     orders (items) the mock puts in one page; ``next_tokens`` are its
     pagination tokens.
+
+    Restricted data: ``rdt_ttl`` (s, default 3600) is the lifetime of the
+    RDTs createRestrictedDataToken issues; ``rdts``: issued RDT ->
+    ``{"expires", "resources"}`` (seed an expiry of 0 to expire one).
     """
     name = "amazon"
 
@@ -146,7 +181,7 @@ class Amazon(Marketplace):
                 "url_key": secrets.token_hex(16),
                 "feeds": {}, "documents": {},
                 "orders": {}, "orders_page_size": 100, "items_page_size": 100,
-                "next_tokens": {}}
+                "next_tokens": {}, "rdt_ttl": 3600, "rdts": {}}
 
     def seed(self, data, seed):
         seed = dict(seed)
@@ -167,6 +202,7 @@ class Amazon(Marketplace):
 
     def routes(self):
         return [Route("POST", TOKEN_PATH, self.token, "lwa_token"),
+                Route("POST", RDT_PATH, self.create_rdt, "createRestrictedDataToken"),
                 Route("PATCH", LISTING_PATH, self.patch_listing, "patchListingsItem"),
                 Route("POST", DOCS_PATH, self.create_document, "createFeedDocument"),
                 Route("GET", DOC_PATH, self.get_document, "getFeedDocument"),
@@ -217,6 +253,67 @@ class Amazon(Marketplace):
         if expiry <= time.time():
             return self.error(request, 403, details="The access token you provided has expired.")
         return None
+
+    # ------------------------------------------------------------------
+    # Tokens API: Restricted Data Tokens
+    # ------------------------------------------------------------------
+
+    def create_rdt(self, request, state):
+        def invalid(details):
+            return self.error(request, 400, "InvalidRequest",
+                              "Request is missing or has invalid parameters", details)
+
+        with state.lock:
+            refused = self._unauthorized(request, state)
+            if refused:
+                return refused
+            body, refused = self._json_body(request)
+            if refused:
+                return refused
+            resources = body.get("restrictedResources")
+            if not isinstance(resources, list) or not resources:
+                return invalid("Resource not provided.")
+            if len(resources) > 50:
+                return invalid("restrictedResources can have at most 50 resources.")
+            if "targetApplication" in body and not isinstance(body["targetApplication"], str):
+                return invalid("targetApplication must be a string.")
+            kept = []
+            for r in resources:
+                if not isinstance(r, dict) or r.get("method") not in ("GET", "PUT", "POST", "DELETE"):
+                    return invalid("Resource method must be one of GET, PUT, POST, DELETE.")
+                path = r.get("path")
+                if not isinstance(path, str) or not path.startswith("/") or "?" in path:
+                    return invalid(f"Invalid resource path: {path}")
+                elements = r.get("dataElements")
+                if elements is not None and (not isinstance(elements, list) or not all(
+                        isinstance(e, str) and e in DATA_ELEMENTS for e in elements)):
+                    return invalid(f"Invalid dataElements for resource {path}.")
+                if path.startswith(ORDERS_API) and not elements:
+                    return invalid(f"dataElements is required for resource {path}.")
+                kept.append({"method": r["method"], "path": path,
+                             "dataElements": list(elements or [])})
+            token = "Atz.sprdt|" + secrets.token_urlsafe(36)
+            ttl = int(state.data["rdt_ttl"])
+            state.data["rdts"][token] = {"expires": time.time() + ttl, "resources": kept}
+        return json_response({"restrictedDataToken": token, "expiresIn": ttl}, 200,
+                             _headers("createRestrictedDataToken"))
+
+    def _restricted(self, request, state):
+        """(refusal, data elements) of a request to a restricted operation:
+        an LWA token unlocks nothing, an RDT the dataElements of its
+        resource covering this request (state.lock held)."""
+        token = request.header("x-amz-access-token")
+        rdt = state.data["rdts"].get(token) if token else None
+        if rdt is None:
+            return self._unauthorized(request, state), set()
+        if rdt["expires"] <= time.time():
+            return self.error(request, 403, details="The access token you provided has expired."), set()
+        path = request.path.split("?")[0]
+        for r in rdt["resources"]:
+            if r["method"] == request.method and _path_covers(r["path"], path):
+                return None, set(r["dataElements"])
+        return self.error(request, 403, details="The restricted data token does not cover "
+                          f"{request.method} {path}."), set()
 
     def _marketplaces(self, request, state, values):
         """400 unless values is a non-empty list of known marketplace ids."""
@@ -520,11 +617,29 @@ class Amazon(Marketplace):
     # ------------------------------------------------------------------
 
     @staticmethod
-    def _order_view(order):
-        """An order as getOrders / getOrder answer it."""
-        view = {k: v for k, v in order.items() if k != "OrderItems"}
+    def _order_view(order, elements):
+        """An order as getOrders / getOrder answer it, with the restricted
+        data of the RDT's dataElements only."""
+        view = json.loads(json.dumps({k: v for k, v in order.items() if k != "OrderItems"}))
         if view.get("OrderStatus") not in ADDRESS_STATUSES:
             view.pop("ShippingAddress", None)
+        if "shippingAddress" not in elements and isinstance(view.get("ShippingAddress"), dict):
+            for k in RESTRICTED_ADDRESS:
+                view["ShippingAddress"].pop(k, None)
+        if "buyerInfo" not in elements and isinstance(view.get("BuyerInfo"), dict):
+            for k in RESTRICTED_BUYER:
+                view["BuyerInfo"].pop(k, None)
+        if "buyerTaxInformation" not in elements:
+            view.pop("BuyerTaxInformation", None)
+        return view
+
+    @staticmethod
+    def _item_view(item, elements):
+        """An order item as getOrderItems answers it."""
+        view = json.loads(json.dumps(item))
+        if "buyerInfo" not in elements and isinstance(view.get("BuyerInfo"), dict):
+            for k in RESTRICTED_ITEM_BUYER:
+                view["BuyerInfo"].pop(k, None)
         return view
 
     def _token(self, state, entry):
@@ -535,7 +650,7 @@ class Amazon(Marketplace):
     def get_orders(self, request, state):
         q = request.query
         with state.lock:
-            refused = self._unauthorized(request, state)
+            refused, elements = self._restricted(request, state)
             if refused:
                 return refused
             mids = _csv(q, "MarketplaceIds")
@@ -558,7 +673,7 @@ class Amazon(Marketplace):
             ids = entry["ids"]
             offset = entry["offset"]
             page = ids[offset:offset + entry["size"]]
-            payload = {"Orders": [self._order_view(state.data["orders"][i])
+            payload = {"Orders": [self._order_view(state.data["orders"][i], elements)
                                   for i in page if i in state.data["orders"]]}
             if offset + len(page) < len(ids):
                 payload["NextToken"] = self._token(state, dict(entry, offset=offset + len(page)))
@@ -628,20 +743,20 @@ class Amazon(Marketplace):
 
     def get_order(self, request, state):
         with state.lock:
-            refused = self._unauthorized(request, state)
+            refused, elements = self._restricted(request, state)
             if refused:
                 return refused
             order = state.data["orders"].get(request.params["order"])
             if order is None:
                 return self.error(request, 404, message="Order not found.",
                                   details=f"Invalid AmazonOrderId: {request.params['order']}")
-            view = self._order_view(order)
+            view = self._order_view(order, elements)
         return json_response({"payload": view}, 200, _headers("getOrder"))
 
     def get_order_items(self, request, state):
         oid = request.params["order"]
         with state.lock:
-            refused = self._unauthorized(request, state)
+            refused, elements = self._restricted(request, state)
             if refused:
                 return refused
             order = state.data["orders"].get(oid)
@@ -657,7 +772,8 @@ class Amazon(Marketplace):
                 offset = entry["offset"]
             items = order.get("OrderItems", [])
             size = int(state.data["items_page_size"])
-            payload = {"AmazonOrderId": oid, "OrderItems": items[offset:offset + size]}
+            payload = {"AmazonOrderId": oid,
+                       "OrderItems": [self._item_view(i, elements) for i in items[offset:offset + size]]}
             if offset + size < len(items):
                 payload["NextToken"] = self._token(state, {"kind": "items", "order": oid,
                                                            "offset": offset + size})
@@ -682,6 +798,17 @@ class Amazon(Marketplace):
                          "details": details}]},
             status, {"x-amzn-RequestId": request_id(),
                      "x-amzn-ErrorType": str(code)})
+
+
+def _path_covers(pattern, path):
+    """Whether a restricted resource path covers a request path: equal, a
+    ``{name}`` segment matching any one segment (a generic path)."""
+    want = pattern.rstrip("/").split("/")
+    got = path.rstrip("/").split("/")
+    if len(want) != len(got):
+        return False
+    return all(w == g or (w.startswith("{") and w.endswith("}") and g)
+               for w, g in zip(want, got))
 
 
 def _csv(query, name):
