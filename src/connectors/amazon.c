@@ -103,7 +103,8 @@
  * the request to make once the token is there ("resume": step and path).
  * authorize() sends the cached RDT instead of the LWA token on getOrders,
  * getOrder and getOrderItems.  Before each later request of the chain, a
- * cached RDT that expires within AMAZON_RDT_MARGIN_S (60 s) is renewed
+ * cached RDT that expires within AMAZON_RDT_MARGIN_S (10 min: a getOrders
+ * request may wait a minute and more for its 0.0167 rps slot) is renewed
  * first: the chain asks for a new one and resumes with that request (the
  * request that follows a new token always uses it, so a token shorter-lived
  * than the margin cannot make the chain loop).
@@ -164,7 +165,7 @@
 #define AMAZON_MAX_TOKEN		8192
 #define AMAZON_MAX_TEXT			4000
 /* a Restricted Data Token is renewed when it expires within this */
-#define AMAZON_RDT_MARGIN_S		60
+#define AMAZON_RDT_MARGIN_S		600
 /* longest RDT taken from an answer; longest lifetime believed */
 #define AMAZON_MAX_RDT			8192
 #define AMAZON_MAX_RDT_LIFE_S	86400
