@@ -496,15 +496,6 @@ SELECT 'cid', id FROM omnichan.channel WHERE name = '{ch}';
                 raise RuntimeError(f"{kind}: link_by_sku linked {linked} of {n}")
             say(f"{kind}: channel {ch} (id {cid}) paused, {n} listings linked in {time.monotonic() - t:.1f} s; "
                 "waiting for their targets")
-            # Workaround (see bench/README.md): a worker that planned dirty_claim's
-            # claim statement while the dirty set was small keeps a generic plan
-            # that re-runs the LIMIT ... FOR UPDATE SKIP LOCKED subquery per row
-            # of omnichan.stock_dirty, quadratic once 100k products are dirty
-            # (minutes per refresh_targets call).  A fresh worker plans anew.
-            sql(f"SELECT pg_terminate_backend({WPID})")
-            time.sleep(1.5)
-            WPID = worker_pid()
-            say(f"{kind}: worker restarted (pid {WPID}) so that its plans see the 100k dirty products")
             wait_for("the listings' targets", lambda: val(
                 f"SELECT count(*) FROM omnichan.listing WHERE channel_id = {cid} AND target_qty IS NULL") == "0",
                 600, 1.0)

@@ -6,8 +6,9 @@
  *
  * Each push cycle (a transaction of its own):
  *
- *	1. omnichan.refresh_targets() turns dirty products into listing target
- *	   quantities (the allocation of every channel), in bounded batches;
+ *	1. dirty products become listing target quantities (the allocation of
+ *	   every channel), in bounded batches (RefreshTargets: what
+ *	   omnichan.refresh_targets() does, with the worker's own plans);
  *	2. for every active, unpaused channel that has a connector and whose push
  *	   is due (real-time channels: always; the others: every push_interval),
  *	   the listings whose target differs from what the marketplace last
@@ -16,7 +17,10 @@
  *	   and the listings remember it (push_job_id), so a listing has at most
  *	   one push in flight and the request count is ceil(changed / batch);
  *	   a connector with a push_group gets one job per group instead (one
- *	   Etsy listing and its variations), never two in flight per group.
+ *	   Etsy listing and its variations), never two in flight per group;
+ *	   a channel's queue is kept between 2 and 4 times its max_concurrency
+ *	   jobs, and a full resync reads its listings through a cursor (see
+ *	   QueuePushes).
  *
  * Authentication: a channel whose connector uses access tokens gets its
  * token from a job of operation "auth" (its secrets added at send time only);
@@ -37,6 +41,8 @@
  * resolved listings to done (one UPDATE with the listings' own, counting a
  * listing once); the resync is over when no listing is left unresolved, then
  * the request is cleared (only if no newer one came) and the row finished.
+ * The results of every push job completed in one outcome transaction are
+ * written by one UPDATE (SyncCompleteBegin/SyncCompleteFlush).
  *
  * Completion: the connector reads the marketplace's per-item results; items
  * accepted get pushed_qty, the others keep the marketplace's own message in
@@ -58,6 +64,7 @@
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -70,6 +77,18 @@
 
 /* most push jobs queued per channel and cycle (bounds a full resync's burst) */
 #define MAX_JOBS_PER_CYCLE	40
+/*
+ * Queue depth of a channel, in units of its max_concurrency: below LOW x
+ * the channel is refilled (up to HIGH x); at or above it neither its push
+ * cycle nor the completion of its jobs needs to look for more listings.
+ */
+#define QUEUE_LOW_FACTOR	2
+#define QUEUE_HIGH_FACTOR	4
+/* dirty products per RefreshTargets (refresh_targets()' default) */
+#define REFRESH_BATCH		5000
+/* a full resync's sweeps for leftovers: first and longest interval */
+#define SWEEP_MIN_MS		1000
+#define SWEEP_MAX_MS		30000
 /* a token is renewed this long before it expires */
 #define TOKEN_MARGIN_S		60
 /* wait before asking again for a token after a refusal */
@@ -88,6 +107,17 @@ typedef struct ChannelCache
 	TimestampTz next_push_at;
 	TimestampTz full_resync_at; /* 0 = none */
 	TimestampTz progress_for;	/* the resync whose progress row exists */
+	int			max_concurrency;	/* requests in flight (rate_limit '*') */
+	int			pending;		/* its jobs queued or running (counted each
+								 * cycle, then kept up to date in memory) */
+	/* full resync cursor: listings pushed in id order, one pass at a time */
+	TimestampTz cursor_for;		/* the resync the cursor belongs to */
+	int64		cursor;			/* last listing id queued by this pass */
+	bool		pass_done;		/* nothing left past the cursor */
+	TimestampTz pass_done_at;
+	int64		pass_queued;	/* listings queued by the current pass */
+	bool		sweep_on_drain; /* sweep once the channel has no jobs left */
+	int			sweep_ms;		/* wait before the next sweep from id 0 */
 	char	   *token_endpoint;
 	OcJson	   *secrets;		/* NULL = none */
 	TimestampTz secrets_updated;
@@ -110,7 +140,47 @@ typedef struct ChannelCache
 static HTAB *Cache = NULL;
 static MemoryContext SyncCxt = NULL;
 
+/* statements prepared once for the life of the worker (KeepSyncPlan) */
+static SPIPlanPtr ChannelsPlan = NULL;
+static SPIPlanPtr DuePlan = NULL;
+static SPIPlanPtr ResyncPlan = NULL;
+static SPIPlanPtr GroupPlan = NULL;
+static SPIPlanPtr InsertJobPlan = NULL;
+static SPIPlanPtr SchedulePlan = NULL;
+static SPIPlanPtr ResultsPlan = NULL;
+static SPIPlanPtr ResyncLeftPlan = NULL;
+static SPIPlanPtr ResyncEndPlan = NULL;
+static SPIPlanPtr ResyncStartPlan = NULL;
+static SPIPlanPtr ClaimDirtyPlan = NULL;
+static SPIPlanPtr TargetsPlan = NULL;
+static SPIPlanPtr TargetsAllPlan = NULL;
+static SPIPlanPtr AckDirtyPlan = NULL;
+
+/*
+ * Per-listing results of the push jobs completed in one outcome transaction
+ * (SyncCompleteBegin .. SyncCompleteFlush): written by one UPDATE.
+ */
+typedef struct ResultBatch
+{
+	MemoryContext cxt;			/* the transaction's, where it lives */
+	int			n;
+	int			cap;
+	Datum	   *jobs;
+	Datum	   *ids;
+	Datum	   *oks;
+	Datum	   *errors;
+	Datum	   *classes;
+	Datum	   *qtys;
+	Datum	   *channels;
+	Datum	   *resyncs;
+	bool	   *enulls;
+	bool	   *rnulls;
+} ResultBatch;
+
+static ResultBatch *Results = NULL;
+
 static void RefreshCache(void);
+static int	RefreshTargets(int max_products);
 static ChannelCache *CacheLookup(int32 channel_id);
 static void QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due);
 static void StartResyncProgress(ChannelCache *cc);
@@ -120,6 +190,27 @@ static int64 InsertJob(ChannelCache *cc, OutRequest *out, const char *payload,
 static void SetChannelError(int32 channel_id, const char *error);
 static void KeepRotatedSecret(ChannelCache *cc, const char *key, const char *value);
 static Datum Int8ArrayDatum(int64 *values, int n);
+static SPIPlanPtr KeepSyncPlan(const char *sql, int nargs, Oid *argtypes, int options);
+static void ResultsAdd(int64 job_id, ChannelCache *cc, PushItem *items, int n);
+
+/*
+ * KeepSyncPlan
+ *		Prepares a statement once for the life of the worker (as worker.c's
+ *		KeepPlan); options are CURSOR_OPT_* planning options, e.g.
+ *		CURSOR_OPT_CUSTOM_PLAN for a statement whose best plan depends on
+ *		its parameters' values.
+ */
+static SPIPlanPtr
+KeepSyncPlan(const char *sql, int nargs, Oid *argtypes, int options)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, options);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare a sync statement: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep a sync statement");
+	return plan;
+}
 
 /* CacheLookup: a channel's cache entry, NULL when unknown */
 static ChannelCache *
@@ -145,6 +236,8 @@ typedef struct ChannelRow
 	TimestampTz full_resync_at;
 	TimestampTz cred_updated;
 	bool		auth_pending;
+	int32		pending;
+	int32		max_concurrency;
 } ChannelRow;
 
 /*
@@ -175,15 +268,29 @@ RefreshCache(void)
 		Cache = hash_create("omnichan channels", 32, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 
-	ret = SPI_execute("SELECT c.id, c.name, c.kind, c.endpoint, omnichan._channel_effective(c)::text, "
-					  "       c.active, (pg_catalog.date_part('epoch', c.push_interval) * 1000)::int8, "
-					  "       COALESCE(s.paused, false), s.next_push_at, s.full_resync_requested_at, "
-					  "       cr.updated_at, "
-					  "       EXISTS (SELECT 1 FROM omnichan.job j WHERE j.channel_id = c.id "
-					  "                  AND j.operation = 'auth' AND j.state IN ('queued', 'running')) "
-					  "  FROM omnichan.channel c "
-					  "  LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id "
-					  "  LEFT JOIN omnichan.credential cr ON cr.channel_id = c.id", true, 0);
+	/*
+	 * With each channel: its jobs queued or running (job_channel_idx) and
+	 * its max_concurrency as the flow control applies it (the channel's '*'
+	 * row, else its kind's, else 16), for the queue depth of QueuePushes.
+	 */
+	if (ChannelsPlan == NULL)
+		ChannelsPlan = KeepSyncPlan("SELECT c.id, c.name, c.kind, c.endpoint, omnichan._channel_effective(c)::text, "
+									"       c.active, (pg_catalog.date_part('epoch', c.push_interval) * 1000)::int8, "
+									"       COALESCE(s.paused, false), s.next_push_at, s.full_resync_requested_at, "
+									"       cr.updated_at, q.auth, q.pending, "
+									"       COALESCE((SELECT r.max_concurrency FROM omnichan.rate_limit r "
+									"                  WHERE r.operation = '*' AND r.max_concurrency IS NOT NULL "
+									"                    AND (r.channel_id = c.id OR (r.channel_id IS NULL AND r.kind = c.kind)) "
+									"                  ORDER BY r.channel_id IS NULL LIMIT 1), 16) "
+									"  FROM omnichan.channel c "
+									"  LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id "
+									"  LEFT JOIN omnichan.credential cr ON cr.channel_id = c.id "
+									"  CROSS JOIN LATERAL (SELECT COALESCE(pg_catalog.bool_or(j.operation = 'auth'), false) AS auth, "
+									"                             pg_catalog.count(*)::int4 AS pending "
+									"                        FROM omnichan.job j WHERE j.channel_id = c.id "
+									"                         AND j.state IN ('queued', 'running')) q",
+									0, NULL, 0);
+	ret = SPI_execute_plan(ChannelsPlan, NULL, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the channels: %s", SPI_result_code_string(ret));
 	nrows = (int) SPI_processed;
@@ -211,6 +318,8 @@ RefreshCache(void)
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		row->cred_updated = isnull ? 0 : DatumGetTimestampTz(d);
 		row->auth_pending = DatumGetBool(SPI_getbinval(tup, desc, 12, &isnull));
+		row->pending = DatumGetInt32(SPI_getbinval(tup, desc, 13, &isnull));
+		row->max_concurrency = DatumGetInt32(SPI_getbinval(tup, desc, 14, &isnull));
 	}
 
 	hash_seq_init(&seq, Cache);
@@ -259,6 +368,8 @@ RefreshCache(void)
 		cc->next_push_at = row->next_push_at;
 		cc->full_resync_at = row->full_resync_at;
 		cc->auth_pending = row->auth_pending;
+		cc->pending = row->pending;
+		cc->max_concurrency = Max(row->max_concurrency, 1);
 
 		if (row->cred_updated == 0)
 		{
@@ -426,16 +537,19 @@ InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing
 	values[7] = Int8ArrayDatum(listing_ids, n);
 	values[8] = Int32GetDatum(out->delay_ms);
 
-	ret = SPI_execute_with_args("WITH j AS ("
-								"  INSERT INTO omnichan.job (channel_id, operation, method, url, headers, body, payload, not_before) "
-								"  VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, "
-								"          pg_catalog.now() + pg_catalog.make_interval(secs => $9 / 1000.0)) RETURNING id), "
-								"l AS (UPDATE omnichan.listing l SET push_job_id = j.id FROM j "
-								"       WHERE l.id = ANY ($8)) "
-								"SELECT id FROM j",
-								9, argtypes, values, nulls, false, 0);
+	if (InsertJobPlan == NULL)
+		InsertJobPlan = KeepSyncPlan("WITH j AS ("
+									 "  INSERT INTO omnichan.job (channel_id, operation, method, url, headers, body, payload, not_before) "
+									 "  VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, "
+									 "          pg_catalog.now() + pg_catalog.make_interval(secs => $9 / 1000.0)) RETURNING id), "
+									 "l AS (UPDATE omnichan.listing l SET push_job_id = j.id FROM j "
+									 "       WHERE l.id = ANY ($8)) "
+									 "SELECT id FROM j",
+									 9, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	ret = SPI_execute_plan(InsertJobPlan, values, nulls, false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not queue a request: %s", SPI_result_code_string(ret));
+	cc->pending++;
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
@@ -490,17 +604,19 @@ StartResyncProgress(ChannelCache *cc)
 
 	values[0] = Int32GetDatum(cc->id);
 	values[1] = TimestampTzGetDatum(cc->full_resync_at);
-	ret = SPI_execute_with_args("WITH closed AS ("
-								"  UPDATE omnichan.progress p SET finished_at = pg_catalog.now(), updated_at = pg_catalog.now() "
-								"   WHERE p.channel_id = $1 AND p.operation = 'full_resync' AND p.finished_at IS NULL "
-								"     AND p.started_at <> $2) "
-								"INSERT INTO omnichan.progress (channel_id, operation, total, started_at, updated_at) "
-								"SELECT $1, 'full_resync', "
-								"       (SELECT pg_catalog.count(*) FROM omnichan.listing l "
-								"         WHERE l.channel_id = $1 AND l.target_qty IS NOT NULL), $2, pg_catalog.now() "
-								" WHERE NOT EXISTS (SELECT 1 FROM omnichan.progress p WHERE p.channel_id = $1 "
-								"                      AND p.operation = 'full_resync' AND p.started_at = $2)",
-								2, argtypes, values, NULL, false, 0);
+	if (ResyncStartPlan == NULL)
+		ResyncStartPlan = KeepSyncPlan("WITH closed AS ("
+									   "  UPDATE omnichan.progress p SET finished_at = pg_catalog.now(), updated_at = pg_catalog.now() "
+									   "   WHERE p.channel_id = $1 AND p.operation = 'full_resync' AND p.finished_at IS NULL "
+									   "     AND p.started_at <> $2) "
+									   "INSERT INTO omnichan.progress (channel_id, operation, total, started_at, updated_at) "
+									   "SELECT $1, 'full_resync', "
+									   "       (SELECT pg_catalog.count(*) FROM omnichan.listing l "
+									   "         WHERE l.channel_id = $1 AND l.target_qty IS NOT NULL), $2, pg_catalog.now() "
+									   " WHERE NOT EXISTS (SELECT 1 FROM omnichan.progress p WHERE p.channel_id = $1 "
+									   "                      AND p.operation = 'full_resync' AND p.started_at = $2)",
+									   2, argtypes, 0);
+	ret = SPI_execute_plan(ResyncStartPlan, values, NULL, false, 0);
 	if (ret < 0)
 		elog(ERROR, "could not record a full resync's progress: %s", SPI_result_code_string(ret));
 	cc->progress_for = cc->full_resync_at;
@@ -521,23 +637,27 @@ FinishResyncIfDone(ChannelCache *cc)
 
 	values[0] = Int32GetDatum(cc->id);
 	values[1] = TimestampTzGetDatum(cc->full_resync_at);
-	ret = SPI_execute_with_args("SELECT 1 FROM omnichan.listing l "
-								" WHERE l.channel_id = $1 AND l.target_qty IS NOT NULL "
-								"   AND NOT " RESOLVED_SINCE_2 " LIMIT 1",
-								2, argtypes, values, NULL, true, 1);
+	if (ResyncLeftPlan == NULL)
+		ResyncLeftPlan = KeepSyncPlan("SELECT 1 FROM omnichan.listing l "
+									  " WHERE l.channel_id = $1 AND l.target_qty IS NOT NULL "
+									  "   AND NOT " RESOLVED_SINCE_2 " LIMIT 1",
+									  2, argtypes, 0);
+	ret = SPI_execute_plan(ResyncLeftPlan, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not check a full resync: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
 		return false;
 
-	ret = SPI_execute_with_args("WITH fin AS ("
-								"  UPDATE omnichan.progress p SET done = p.total, finished_at = pg_catalog.now(), "
-								"         updated_at = pg_catalog.now() "
-								"   WHERE p.channel_id = $1 AND p.operation = 'full_resync' AND p.started_at = $2 "
-								"     AND p.finished_at IS NULL) "
-								"UPDATE omnichan.channel_state s SET full_resync_requested_at = NULL "
-								" WHERE s.channel_id = $1 AND s.full_resync_requested_at = $2",
-								2, argtypes, values, NULL, false, 0);
+	if (ResyncEndPlan == NULL)
+		ResyncEndPlan = KeepSyncPlan("WITH fin AS ("
+									 "  UPDATE omnichan.progress p SET done = p.total, finished_at = pg_catalog.now(), "
+									 "         updated_at = pg_catalog.now() "
+									 "   WHERE p.channel_id = $1 AND p.operation = 'full_resync' AND p.started_at = $2 "
+									 "     AND p.finished_at IS NULL) "
+									 "UPDATE omnichan.channel_state s SET full_resync_requested_at = NULL "
+									 " WHERE s.channel_id = $1 AND s.full_resync_requested_at = $2",
+									 2, argtypes, 0);
+	ret = SPI_execute_plan(ResyncEndPlan, values, NULL, false, 0);
 	if (ret < 0)
 		elog(ERROR, "could not finish a full resync: %s", SPI_result_code_string(ret));
 	cc->full_resync_at = 0;
@@ -547,6 +667,25 @@ FinishResyncIfDone(ChannelCache *cc)
 /*
  * QueuePushes
  *		Queues the due pushes of one channel.
+ *
+ * Queue depth: a channel whose jobs queued or running already number
+ * QUEUE_LOW_FACTOR x its max_concurrency is not refilled (the jobs it has
+ * keep its connections busy; the completion of one of them brings the
+ * worker back once the queue is below that); otherwise it gets up to
+ * QUEUE_HIGH_FACTOR x max_concurrency jobs (at most MAX_JOBS_PER_CYCLE in
+ * one cycle).  A change is never kept waiting by this: while the queue is
+ * that deep, a newly queued job would wait behind it anyway.
+ *
+ * Listings due: those whose target differs from what the marketplace last
+ * accepted (listing_push_due_idx), and during a full resync the others not
+ * resolved for it yet.  These are read in id order from a cursor kept per
+ * channel (l.id > the last one queued), so a cycle reads what it queues,
+ * not the listings already pushed; a pass ends when nothing is left past
+ * the cursor.  Listings a pass skipped (in flight, locked, waiting for
+ * their retry_at) are picked up by a sweep, a new pass from the first id:
+ * at once when the channel's jobs are all done, else after SWEEP_MIN_MS,
+ * doubling up to SWEEP_MAX_MS while sweeps find nothing.  The resync is
+ * over when a pass queued nothing and no listing is left unresolved.
  *
  * A connector with a push_group (listings replaced together, e.g. the
  * variations of one Etsy listing) gets the due listings ordered by group,
@@ -558,54 +697,161 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 {
 	const Connector *conn = cc->connector;
 	int			batch = conn->push_batch;
-	Oid			argtypes[4] = {INT4OID, TIMESTAMPTZOID, INT4OID, TEXTOID};
+	int			low = QUEUE_LOW_FACTOR * cc->max_concurrency;
+	int			room;
+	int64		limit;
+	Oid			argtypes[4];
 	Datum		values[4];
-	char		nulls[4] = "    ";
-	uint64		nrows,
+	HeapTuple  *tups = NULL;
+	TupleDesc	desc = NULL;
+	uint64		nrows = 0,
+				nchanged = 0,
+				nresync = 0,
 				start;
 	int			ret;
 	int			jobs = 0;
 	bool		more = false;	/* rows left for the next cycle */
-	SPITupleTable *rows;
+	bool		resync = (cc->full_resync_at != 0);
+	bool		ended_empty = false;	/* a pass ended having queued nothing */
 
-	if (cc->full_resync_at != 0 && cc->progress_for != cc->full_resync_at)
+	if (resync && cc->progress_for != cc->full_resync_at)
 		StartResyncProgress(cc);
+	if (resync && cc->cursor_for != cc->full_resync_at)
+	{
+		cc->cursor_for = cc->full_resync_at;
+		cc->cursor = 0;
+		cc->pass_done = false;
+		cc->pass_queued = 0;
+		cc->sweep_on_drain = false;
+		cc->sweep_ms = SWEEP_MIN_MS;
+	}
+
+	/* enough queued: the completion of its jobs brings the worker back */
+	if (cc->pending >= low)
+		return;
+
+	room = Min(MAX_JOBS_PER_CYCLE, QUEUE_HIGH_FACTOR * cc->max_concurrency - cc->pending);
+	room = Max(room, 1);
+	limit = (int64) batch * room;
 
 	values[0] = Int32GetDatum(cc->id);
-	if (cc->full_resync_at != 0)
-		values[1] = TimestampTzGetDatum(cc->full_resync_at);
-	else
-		nulls[1] = 'n';
-	values[2] = Int32GetDatum(batch * MAX_JOBS_PER_CYCLE);
 	if (conn->push_group == NULL)
-		ret = SPI_execute_with_args("SELECT l.id, l.sku, l.external::text, l.target_qty "
-									"  FROM omnichan.listing l "
-									" WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
-									"   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
-									"        OR ($2::timestamptz IS NOT NULL AND NOT " RESOLVED_SINCE_2 ")) "
-									"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
-									" ORDER BY l.id LIMIT $3 FOR UPDATE SKIP LOCKED",
-									3, argtypes, values, nulls, false, 0);
+	{
+		/* 1. changed listings (the partial index) */
+		argtypes[0] = INT4OID;
+		argtypes[1] = INT8OID;
+		values[1] = Int64GetDatum(limit);
+		if (DuePlan == NULL)
+			DuePlan = KeepSyncPlan("SELECT l.id, l.sku, l.external::text, l.target_qty "
+								   "  FROM omnichan.listing l "
+								   " WHERE l.channel_id = $1 AND l.push_job_id IS NULL "
+								   "   AND l.target_qty IS DISTINCT FROM l.pushed_qty "
+								   "   AND l.target_qty IS NOT NULL "
+								   "   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
+								   " ORDER BY l.id LIMIT $2 FOR UPDATE SKIP LOCKED",
+								   2, argtypes, CURSOR_OPT_GENERIC_PLAN);
+		ret = SPI_execute_plan(DuePlan, values, NULL, false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
+		nchanged = SPI_processed;
+		desc = SPI_tuptable->tupdesc;
+		tups = palloc(sizeof(HeapTuple) * (limit + 1));
+		memcpy(tups, SPI_tuptable->vals, sizeof(HeapTuple) * nchanged);
+		nrows = nchanged;
+
+		/*
+		 * 2. a full resync's other listings past the cursor; a sweep starts
+		 * a new pass from the first id
+		 */
+		if (resync && cc->pass_done && nrows < (uint64) limit &&
+			((cc->pending == 0 && cc->sweep_on_drain) ||
+			 now >= TimestampTzPlusMilliseconds(cc->pass_done_at, cc->sweep_ms)))
+		{
+			cc->cursor = 0;
+			cc->pass_done = false;
+			cc->pass_queued = 0;
+			cc->sweep_on_drain = false;
+		}
+		if (resync && !cc->pass_done && nrows < (uint64) limit)
+		{
+			argtypes[1] = TIMESTAMPTZOID;
+			argtypes[2] = INT8OID;
+			argtypes[3] = INT8OID;
+			values[1] = TimestampTzGetDatum(cc->full_resync_at);
+			values[2] = Int64GetDatum(cc->cursor);
+			values[3] = Int64GetDatum(limit - (int64) nrows);
+			/* custom plans: the cursor and the limit decide the best one */
+			if (ResyncPlan == NULL)
+				ResyncPlan = KeepSyncPlan("SELECT l.id, l.sku, l.external::text, l.target_qty "
+										  "  FROM omnichan.listing l "
+										  " WHERE l.channel_id = $1 AND l.id > $3 AND l.push_job_id IS NULL "
+										  "   AND l.target_qty IS NOT NULL "
+										  "   AND l.target_qty IS NOT DISTINCT FROM l.pushed_qty "
+										  "   AND NOT " RESOLVED_SINCE_2
+										  "   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
+										  " ORDER BY l.id LIMIT $4 FOR UPDATE SKIP LOCKED",
+										  4, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+			ret = SPI_execute_plan(ResyncPlan, values, NULL, false, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
+			nresync = SPI_processed;
+			if (nresync > 0)
+			{
+				bool		isnull;
+
+				memcpy(tups + nrows, SPI_tuptable->vals, sizeof(HeapTuple) * nresync);
+				nrows += nresync;
+				cc->cursor = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[nresync - 1],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+				cc->pass_queued += nresync;
+			}
+			if (nrows < (uint64) limit)
+			{
+				/* nothing left past the cursor: the pass is over */
+				cc->pass_done = true;
+				cc->pass_done_at = now;
+				cc->sweep_on_drain = (cc->pass_queued > 0 || cc->pending > 0);
+				if (cc->pass_queued > 0)
+					cc->sweep_ms = SWEEP_MIN_MS;
+				else
+				{
+					cc->sweep_ms = Min(cc->sweep_ms * 2, SWEEP_MAX_MS);
+					ended_empty = true;
+				}
+			}
+		}
+	}
 	else
 	{
+		argtypes[0] = INT4OID;
+		argtypes[1] = TIMESTAMPTZOID;
+		argtypes[2] = INT8OID;
+		argtypes[3] = TEXTOID;
+		if (resync)
+			values[1] = TimestampTzGetDatum(cc->full_resync_at);
+		values[2] = Int64GetDatum(limit);
 		values[3] = CStringGetTextDatum(conn->push_group);
-		ret = SPI_execute_with_args("SELECT l.id, l.sku, l.external::text, l.target_qty, "
-									"       COALESCE(l.external ->> $4, '') "
-									"  FROM omnichan.listing l "
-									" WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
-									"   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
-									"        OR ($2::timestamptz IS NOT NULL AND NOT " RESOLVED_SINCE_2 ")) "
-									"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
-									"   AND NOT EXISTS (SELECT 1 FROM omnichan.listing o "
-									"                    WHERE o.channel_id = l.channel_id AND o.push_job_id IS NOT NULL "
-									"                      AND COALESCE(o.external ->> $4, '') = COALESCE(l.external ->> $4, '')) "
-									" ORDER BY COALESCE(l.external ->> $4, ''), l.id LIMIT $3 FOR UPDATE SKIP LOCKED",
-									4, argtypes, values, nulls, false, 0);
+		/* custom plans: without a resync ($2 null) the partial index serves */
+		if (GroupPlan == NULL)
+			GroupPlan = KeepSyncPlan("SELECT l.id, l.sku, l.external::text, l.target_qty, "
+									 "       COALESCE(l.external ->> $4, '') "
+									 "  FROM omnichan.listing l "
+									 " WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
+									 "   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
+									 "        OR ($2::timestamptz IS NOT NULL AND NOT " RESOLVED_SINCE_2 ")) "
+									 "   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
+									 "   AND NOT EXISTS (SELECT 1 FROM omnichan.listing o "
+									 "                    WHERE o.channel_id = l.channel_id AND o.push_job_id IS NOT NULL "
+									 "                      AND COALESCE(o.external ->> $4, '') = COALESCE(l.external ->> $4, '')) "
+									 " ORDER BY COALESCE(l.external ->> $4, ''), l.id LIMIT $3 FOR UPDATE SKIP LOCKED",
+									 4, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+		ret = SPI_execute_plan(GroupPlan, values, resync ? "    " : " n  ", false, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
+		nrows = SPI_processed;
+		desc = SPI_tuptable->tupdesc;
+		tups = SPI_tuptable->vals;
 	}
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
-	rows = SPI_tuptable;
-	nrows = SPI_processed;
 
 	for (start = 0; start < nrows;)
 	{
@@ -620,19 +866,19 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 
 		if (conn->push_group != NULL)
 		{
-			char	   *group = SPI_getvalue(rows->vals[start], rows->tupdesc, 5);
+			char	   *group = SPI_getvalue(tups[start], desc, 5);
 
-			if (jobs >= MAX_JOBS_PER_CYCLE)
+			if (jobs >= room)
 			{
 				more = true;
 				break;
 			}
 			/* this group's listings; the ones beyond push_batch wait */
 			for (n = 1; start + n < nrows && n < batch; n++)
-				if (strcmp(SPI_getvalue(rows->vals[start + n], rows->tupdesc, 5), group) != 0)
+				if (strcmp(SPI_getvalue(tups[start + n], desc, 5), group) != 0)
 					break;
 			for (next = start + n; next < nrows; next++)
-				if (strcmp(SPI_getvalue(rows->vals[next], rows->tupdesc, 5), group) != 0)
+				if (strcmp(SPI_getvalue(tups[next], desc, 5), group) != 0)
 					break;
 			if (next > start + n)
 				more = true;
@@ -642,16 +888,16 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 
 		for (i = 0; i < n; i++)
 		{
-			HeapTuple	tup = rows->vals[start + i];
+			HeapTuple	tup = tups[start + i];
 			bool		isnull;
-			char	   *ext = SPI_getvalue(tup, rows->tupdesc, 3);
+			char	   *ext = SPI_getvalue(tup, desc, 3);
 			char	   *error;
 			OcJson	   *p;
 
-			items[i].listing_id = DatumGetInt64(SPI_getbinval(tup, rows->tupdesc, 1, &isnull));
-			items[i].sku = SPI_getvalue(tup, rows->tupdesc, 2);
+			items[i].listing_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			items[i].sku = SPI_getvalue(tup, desc, 2);
 			items[i].external = OcJsonParse(ext, strlen(ext), &error);
-			items[i].quantity = DatumGetInt32(SPI_getbinval(tup, rows->tupdesc, 4, &isnull));
+			items[i].quantity = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
 			ids[i] = items[i].listing_id;
 			p = OcJsonAppendObject(plist);
 			OcJsonSetInt(p, "listing_id", items[i].listing_id);
@@ -667,13 +913,18 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 	}
 
 	/*
-	 * A full resync is over when nothing was queued for it in this cycle and
-	 * no listing is left unresolved (in flight or waiting for its retry).
+	 * A full resync is over when a pass queued nothing, nothing changed was
+	 * queued either, and no listing is left unresolved (in flight or
+	 * waiting for its retry).
 	 */
-	if (cc->full_resync_at != 0 && nrows == 0 && !more)
+	if (resync && conn->push_group == NULL && nrows == 0 && ended_empty)
+		(void) FinishResyncIfDone(cc);
+	else if (resync && conn->push_group != NULL && nrows == 0 && !more)
 		(void) FinishResyncIfDone(cc);
 
-	if (jobs > 0 || cc->next_push_at == 0 || now >= cc->next_push_at)
+	/* the schedule: real-time channels only record their pushes */
+	if (jobs > 0 || cc->next_push_at == 0 ||
+		(cc->push_interval_ms > 0 && now >= cc->next_push_at))
 	{
 		Oid			types[3] = {INT4OID, INT8OID, BOOLOID};
 		Datum		vals[3];
@@ -681,21 +932,112 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 		vals[0] = Int32GetDatum(cc->id);
 		vals[1] = Int64GetDatum(cc->push_interval_ms);
 		vals[2] = BoolGetDatum(jobs > 0);
-		ret = SPI_execute_with_args("INSERT INTO omnichan.channel_state AS s (channel_id, next_push_at, last_push_at) "
-									"VALUES ($1, pg_catalog.now() + pg_catalog.make_interval(secs => $2 / 1000.0), "
-									"        CASE WHEN $3 THEN pg_catalog.now() END) "
-									"ON CONFLICT (channel_id) DO UPDATE SET "
-									"  next_push_at = excluded.next_push_at, "
-									"  last_push_at = COALESCE(excluded.last_push_at, s.last_push_at)",
-									3, types, vals, NULL, false, 0);
+		if (SchedulePlan == NULL)
+			SchedulePlan = KeepSyncPlan("INSERT INTO omnichan.channel_state AS s (channel_id, next_push_at, last_push_at) "
+										"VALUES ($1, pg_catalog.now() + pg_catalog.make_interval(secs => $2 / 1000.0), "
+										"        CASE WHEN $3 THEN pg_catalog.now() END) "
+										"ON CONFLICT (channel_id) DO UPDATE SET "
+										"  next_push_at = excluded.next_push_at, "
+										"  last_push_at = COALESCE(excluded.last_push_at, s.last_push_at)",
+										3, types, CURSOR_OPT_GENERIC_PLAN);
+		ret = SPI_execute_plan(SchedulePlan, vals, NULL, false, 0);
 		if (ret < 0)
 			elog(ERROR, "could not update the channel's schedule: %s", SPI_result_code_string(ret));
 		cc->next_push_at = TimestampTzPlusMilliseconds(now, cc->push_interval_ms);
 	}
 	if (cc->push_interval_ms > 0 && (*next_due == 0 || cc->next_push_at < *next_due))
 		*next_due = cc->next_push_at;
-	if (nrows == (uint64) (batch * MAX_JOBS_PER_CYCLE) || (more && jobs >= MAX_JOBS_PER_CYCLE))
-		*next_due = now;		/* more to queue: come back at once */
+
+	/* more to queue and room left: come back at once */
+	if ((nrows == (uint64) limit || more) && cc->pending < low)
+		*next_due = now;
+	/* a full resync's next sweep */
+	if (cc->full_resync_at != 0 && conn->push_group == NULL && cc->pass_done)
+	{
+		TimestampTz sweep = TimestampTzPlusMilliseconds(cc->pass_done_at, cc->sweep_ms);
+
+		if (*next_due == 0 || sweep < *next_due)
+			*next_due = sweep;
+	}
+}
+
+/*
+ * RefreshTargets
+ *		omnichan.refresh_targets() of the worker: claims up to max_products
+ *		dirty products (dirty_claim), updates their listings' target
+ *		quantities from allocate_bulk(), acknowledges the claim; returns the
+ *		number of products claimed.
+ *
+ * Done here with the worker's prepared statements rather than by calling
+ * the SQL function: there, allocate_bulk()'s row estimate (70 000) makes
+ * the UPDATE hash the channel's every listing even for one dirty product
+ * (~50 ms with 100k listings, the bulk of a real-time push's latency);
+ * here the listings are reached through listing_product_idx.
+ */
+static int
+RefreshTargets(int max_products)
+{
+	Oid			argtypes[1];
+	Datum		values[1];
+	Datum		claim_id;
+	Datum		pids;
+	bool		everything;
+	bool		isnull;
+	int			nproducts;
+	int			ret;
+
+	argtypes[0] = INT4OID;
+	values[0] = Int32GetDatum(max_products);
+	if (ClaimDirtyPlan == NULL)
+		ClaimDirtyPlan = KeepSyncPlan("SELECT min(c.claim_id::text)::uuid, pg_catalog.array_agg(c.product_id), "
+									  "       COALESCE(pg_catalog.bool_or(c.product_id = 0), false) "
+									  "  FROM omnichan.dirty_claim($1, '10 minutes') c",
+									  1, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	ret = SPI_execute_plan(ClaimDirtyPlan, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not claim dirty products: %s", SPI_result_code_string(ret));
+	claim_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return 0;
+	pids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	everything = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	nproducts = ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(pids)), ARR_DIMS(DatumGetArrayTypeP(pids)));
+
+	argtypes[0] = INT4ARRAYOID;
+	values[0] = pids;
+	if (everything)
+	{
+		if (TargetsAllPlan == NULL)
+			TargetsAllPlan = KeepSyncPlan("UPDATE omnichan.listing l SET target_qty = a.quantity, target_at = pg_catalog.now() "
+										  "  FROM omnichan.allocate_bulk(NULL) a "
+										  " WHERE l.product_id = a.product_id AND l.channel_id = a.channel_id "
+										  "   AND l.target_qty IS DISTINCT FROM a.quantity",
+										  0, NULL, CURSOR_OPT_GENERIC_PLAN);
+		ret = SPI_execute_plan(TargetsAllPlan, NULL, NULL, false, 0);
+	}
+	else
+	{
+		if (TargetsPlan == NULL)
+			TargetsPlan = KeepSyncPlan("UPDATE omnichan.listing l SET target_qty = a.quantity, target_at = pg_catalog.now() "
+									   "  FROM omnichan.allocate_bulk(ARRAY(SELECT DISTINCT li.product_id FROM omnichan.listing li "
+									   "                                     WHERE li.product_id = ANY ($1))) a "
+									   " WHERE l.product_id = ANY ($1) "
+									   "   AND l.product_id = a.product_id AND l.channel_id = a.channel_id "
+									   "   AND l.target_qty IS DISTINCT FROM a.quantity",
+									   1, argtypes, CURSOR_OPT_GENERIC_PLAN);
+		ret = SPI_execute_plan(TargetsPlan, values, NULL, false, 0);
+	}
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not refresh listing targets: %s", SPI_result_code_string(ret));
+
+	argtypes[0] = UUIDOID;
+	values[0] = claim_id;
+	if (AckDirtyPlan == NULL)
+		AckDirtyPlan = KeepSyncPlan("SELECT omnichan.dirty_ack($1)", 1, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	ret = SPI_execute_plan(AckDirtyPlan, values, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not acknowledge dirty products: %s", SPI_result_code_string(ret));
+	return nproducts;
 }
 
 /*
@@ -709,22 +1051,29 @@ SyncPushCycle(TimestampTz *next_due)
 	ChannelCache *cc;
 	TimestampTz now = GetCurrentTimestamp();
 	int			round;
+	int			nest;
 
 	*next_due = 0;
 
-	/* 1. targets, in bounded batches */
+	/*
+	 * 1. targets, in bounded batches (RefreshTargets).  Under
+	 * plan_cache_mode = force_custom_plan, for these calls only: the worker's
+	 * session lives long, and a generic plan that dirty_claim()'s statements
+	 * cached while the dirty set was small (its UPDATE ... FROM pick as a
+	 * nested loop over the picked rows) is quadratic once 100k products are
+	 * dirty.
+	 */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("plan_cache_mode", "force_custom_plan", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	for (round = 0; round < 4; round++)
 	{
-		int			ret = SPI_execute("SELECT omnichan.refresh_targets()", false, 0);
-		bool		isnull;
-
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not refresh listing targets: %s", SPI_result_code_string(ret));
-		if (DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) == 0)
+		if (RefreshTargets(REFRESH_BATCH) == 0)
 			break;
 		if (round == 3)
 			*next_due = now;	/* still dirty: come back at once */
 	}
+	AtEOXact_GUC(true, nest);
 
 	/* 2. pushes of the channels that are due */
 	RefreshCache();
@@ -895,23 +1244,12 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 	OcJson	   *plist;
 	char	   *perr;
 	int			n,
-				i,
-				ret;
-	Datum	   *ids,
-			   *oks,
-			   *errors,
-			   *classes,
-			   *qtys;
-	bool	   *enulls;
-	Oid			argtypes[8] = {INT8OID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
-	TIMESTAMPTZOID, INT4OID};
-	Datum		values[8];
-	char		nulls[8] = "        ";
-	int			dims[1];
-	int			lbs[1] = {1};
+				i;
 
 	if (cc == NULL || cc->connector == NULL || strcmp(state, "queued") == 0)
 		return;
+	if (cc->pending > 0)
+		cc->pending--;			/* the job is over (a next step counts anew) */
 
 	/* order pulls and cancellation reports */
 	if (strcmp(req->operation, "auth") != 0 &&
@@ -1036,70 +1374,164 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 		}
 	}
 
-	ids = palloc(sizeof(Datum) * n);
-	oks = palloc(sizeof(Datum) * n);
-	errors = palloc(sizeof(Datum) * n);
-	classes = palloc(sizeof(Datum) * n);
-	qtys = palloc(sizeof(Datum) * n);
-	enulls = palloc(sizeof(bool) * n);
+	/* the listings' results: with the other jobs' of this transaction */
+	if (Results != NULL)
+		ResultsAdd(req->job_id, cc, items, n);
+	else
+	{
+		SyncCompleteBegin();
+		ResultsAdd(req->job_id, cc, items, n);
+		SyncCompleteFlush();
+	}
+}
+
+/*
+ * SyncCompleteBegin
+ *		Opens the batch of per-listing results of an outcome transaction
+ *		(in the current memory context, gone with the transaction).
+ */
+void
+SyncCompleteBegin(void)
+{
+	Results = palloc0(sizeof(ResultBatch));
+	Results->cxt = CurrentMemoryContext;
+}
+
+/*
+ * ResultsAdd
+ *		One push job's per-listing results into the open batch.
+ */
+static void
+ResultsAdd(int64 job_id, ChannelCache *cc, PushItem *items, int n)
+{
+	ResultBatch *b = Results;
+	MemoryContext old;
+	int			i;
+
+	if (b->n + n > b->cap)
+	{
+		int			cap = Max(b->cap * 2, b->n + n);
+
+		cap = Max(cap, 256);
+#define GROW(f, t) (b->f = (b->cap == 0) ? MemoryContextAlloc(b->cxt, sizeof(t) * cap) \
+					: repalloc(b->f, sizeof(t) * cap))
+		GROW(jobs, Datum);
+		GROW(ids, Datum);
+		GROW(oks, Datum);
+		GROW(errors, Datum);
+		GROW(classes, Datum);
+		GROW(qtys, Datum);
+		GROW(channels, Datum);
+		GROW(resyncs, Datum);
+		GROW(enulls, bool);
+		GROW(rnulls, bool);
+#undef GROW
+		b->cap = cap;
+	}
+	old = MemoryContextSwitchTo(b->cxt);
 	for (i = 0; i < n; i++)
 	{
-		ids[i] = Int64GetDatum(items[i].listing_id);
-		oks[i] = BoolGetDatum(items[i].ok);
-		enulls[i] = items[i].ok;
-		errors[i] = items[i].ok ? (Datum) 0 : CStringGetTextDatum(items[i].error);
-		classes[i] = CStringGetTextDatum(items[i].ok ? "" :
-										 items[i].error_class == ITEM_ERROR_FIX ? "fix" :
-										 items[i].error_class == ITEM_ERROR_CREDENTIALS ? "credentials" : "retry");
-		qtys[i] = Int32GetDatum(items[i].quantity);
-	}
-	dims[0] = n;
-	values[0] = Int64GetDatum(req->job_id);
-	values[1] = PointerGetDatum(construct_md_array(ids, NULL, 1, dims, lbs, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[2] = PointerGetDatum(construct_md_array(oks, NULL, 1, dims, lbs, BOOLOID, 1, true, TYPALIGN_CHAR));
-	values[3] = PointerGetDatum(construct_md_array(errors, enulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-	values[4] = PointerGetDatum(construct_md_array(classes, NULL, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
-	values[5] = PointerGetDatum(construct_md_array(qtys, NULL, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
+		int			k = b->n++;
 
-	/*
-	 * The listings' results, and with them (same statement, one UPDATE per
-	 * job) the progress of a full resync: the listings this job resolved
-	 * that were not resolved yet for it (their values before this update
-	 * come from the statement's snapshot, read as "o").
-	 */
-	if (cc->full_resync_at != 0)
-		values[6] = TimestampTzGetDatum(cc->full_resync_at);
-	else
-		nulls[6] = 'n';
-	values[7] = Int32GetDatum(req->channel_id);
-	ret = SPI_execute_with_args("WITH upd AS ("
-								" UPDATE omnichan.listing l SET "
-								"  pushed_qty = CASE WHEN r.ok THEN r.qty ELSE l.pushed_qty END, "
-								"  pushed_at = CASE WHEN r.ok THEN pg_catalog.now() ELSE l.pushed_at END, "
-								"  push_job_id = NULL, "
-								"  last_error = r.error, "
-								"  last_error_at = CASE WHEN r.ok THEN NULL ELSE pg_catalog.now() END, "
-								"  error_class = NULLIF(r.cls, ''), "
-								"  retry_at = CASE r.cls WHEN 'retry' THEN pg_catalog.now() + interval '1 minute' "
-								"                        WHEN 'fix' THEN pg_catalog.now() + interval '1 hour' "
-								"                        WHEN 'credentials' THEN pg_catalog.now() + interval '5 minutes' END "
-								"  FROM (SELECT r.*, "
-								"               ($7::timestamptz IS NOT NULL AND (r.ok OR r.cls IN ('fix', 'credentials')) "
-								"                AND NOT (COALESCE(o.pushed_at >= $7, false) "
-								"                         OR COALESCE(o.error_class IN ('fix', 'credentials') "
-								"                                     AND o.last_error_at >= $7, false))) AS newly "
-								"          FROM ROWS FROM (pg_catalog.unnest($2::int8[]), pg_catalog.unnest($3::bool[]), "
-								"                          pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]), "
-								"                          pg_catalog.unnest($6::int4[])) AS r(id, ok, error, cls, qty) "
-								"          JOIN omnichan.listing o ON o.id = r.id) r "
-								" WHERE l.id = r.id AND l.push_job_id = $1 "
-								" RETURNING r.newly) "
-								"UPDATE omnichan.progress p "
-								"   SET done = LEAST(p.total, p.done + (SELECT pg_catalog.count(*) FROM upd WHERE upd.newly)), "
-								"       updated_at = pg_catalog.now() "
-								" WHERE $7::timestamptz IS NOT NULL AND p.channel_id = $8 AND p.operation = 'full_resync' "
-								"   AND p.started_at = $7 AND p.finished_at IS NULL",
-								8, argtypes, values, nulls, false, 0);
+		b->jobs[k] = Int64GetDatum(job_id);
+		b->ids[k] = Int64GetDatum(items[i].listing_id);
+		b->oks[k] = BoolGetDatum(items[i].ok);
+		b->enulls[k] = items[i].ok;
+		b->errors[k] = items[i].ok ? (Datum) 0 : CStringGetTextDatum(items[i].error);
+		b->classes[k] = CStringGetTextDatum(items[i].ok ? "" :
+											items[i].error_class == ITEM_ERROR_FIX ? "fix" :
+											items[i].error_class == ITEM_ERROR_CREDENTIALS ? "credentials" : "retry");
+		b->qtys[k] = Int32GetDatum(items[i].quantity);
+		b->channels[k] = Int32GetDatum(cc->id);
+		b->rnulls[k] = (cc->full_resync_at == 0);
+		b->resyncs[k] = b->rnulls[k] ? (Datum) 0 : TimestampTzGetDatum(cc->full_resync_at);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * SyncCompleteFlush
+ *		Writes the batch: the listings' results, and with them (same
+ *		statement) the progress of the full resyncs they belong to: the
+ *		listings resolved now that were not resolved yet for it (their
+ *		values before this update come from the statement's snapshot, read
+ *		as "o").  One UPDATE for every push job of the transaction.
+ */
+void
+SyncCompleteFlush(void)
+{
+	ResultBatch *b = Results;
+	Oid			argtypes[8] = {INT8ARRAYOID, INT8ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	INT4ARRAYOID, INT4ARRAYOID, TIMESTAMPTZARRAYOID};
+	Datum		values[8];
+	int			dims[1];
+	int			lbs[1] = {1};
+	int			ret;
+
+	Results = NULL;
+	if (b == NULL || b->n == 0)
+		return;
+
+	dims[0] = b->n;
+#define ARR(d, nulls, typ, len, byval, align) \
+	PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, typ, len, byval, align))
+	values[0] = ARR(b->jobs, NULL, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	values[1] = ARR(b->ids, NULL, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	values[2] = ARR(b->oks, NULL, BOOLOID, 1, true, TYPALIGN_CHAR);
+	values[3] = ARR(b->errors, b->enulls, TEXTOID, -1, false, TYPALIGN_INT);
+	values[4] = ARR(b->classes, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[5] = ARR(b->qtys, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[6] = ARR(b->channels, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[7] = ARR(b->resyncs, b->rnulls, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+#undef ARR
+
+	if (ResultsPlan == NULL)
+		ResultsPlan = KeepSyncPlan("WITH upd AS ("
+								   " UPDATE omnichan.listing l SET "
+								   "  pushed_qty = CASE WHEN r.ok THEN r.qty ELSE l.pushed_qty END, "
+								   "  pushed_at = CASE WHEN r.ok THEN pg_catalog.now() ELSE l.pushed_at END, "
+								   "  push_job_id = NULL, "
+								   "  last_error = r.error, "
+								   "  last_error_at = CASE WHEN r.ok THEN NULL ELSE pg_catalog.now() END, "
+								   "  error_class = NULLIF(r.cls, ''), "
+								   "  retry_at = CASE r.cls WHEN 'retry' THEN pg_catalog.now() + interval '1 minute' "
+								   "                        WHEN 'fix' THEN pg_catalog.now() + interval '1 hour' "
+								   "                        WHEN 'credentials' THEN pg_catalog.now() + interval '5 minutes' END "
+								   "  FROM (SELECT r.*, "
+								   "               (r.resync_at IS NOT NULL AND (r.ok OR r.cls IN ('fix', 'credentials')) "
+								   "                AND NOT (COALESCE(o.pushed_at >= r.resync_at, false) "
+								   "                         OR COALESCE(o.error_class IN ('fix', 'credentials') "
+								   "                                     AND o.last_error_at >= r.resync_at, false))) AS newly "
+								   "          FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::int8[]), "
+								   "                          pg_catalog.unnest($3::bool[]), pg_catalog.unnest($4::text[]), "
+								   "                          pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::int4[]), "
+								   "                          pg_catalog.unnest($7::int4[]), pg_catalog.unnest($8::timestamptz[])) "
+								   "               AS r(job_id, id, ok, error, cls, qty, channel_id, resync_at) "
+								   "          JOIN omnichan.listing o ON o.id = r.id) r "
+								   " WHERE l.id = r.id AND l.push_job_id = r.job_id "
+								   " RETURNING r.newly, r.channel_id, r.resync_at) "
+								   "UPDATE omnichan.progress p "
+								   "   SET done = LEAST(p.total, p.done + c.n), updated_at = pg_catalog.now() "
+								   "  FROM (SELECT upd.channel_id, upd.resync_at, pg_catalog.count(*) AS n "
+								   "          FROM upd WHERE upd.newly GROUP BY upd.channel_id, upd.resync_at) c "
+								   " WHERE p.channel_id = c.channel_id AND p.operation = 'full_resync' "
+								   "   AND p.started_at = c.resync_at AND p.finished_at IS NULL",
+								   8, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	ret = SPI_execute_plan(ResultsPlan, values, NULL, false, 0);
 	if (ret < 0)
 		elog(ERROR, "could not record push results: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * SyncPushWanted
+ *		After a job of the channel finished: does a push cycle need to look
+ *		for more of its listings?  Not while its queue is deep enough (see
+ *		QueuePushes): the completion that brings it below that will.
+ */
+bool
+SyncPushWanted(int32 channel_id)
+{
+	ChannelCache *cc = CacheLookup(channel_id);
+
+	return cc == NULL || cc->pending < QUEUE_LOW_FACTOR * cc->max_concurrency;
 }

@@ -53,6 +53,21 @@ extern double SyncThrottled(HttpRequest *req);
 extern void SyncComplete(HttpRequest *req, const char *state, const char *error);
 
 /*
+ * Around the SyncComplete calls of one outcome transaction: the per-listing
+ * results of its push jobs are written together by SyncCompleteFlush (a
+ * SyncComplete without SyncCompleteBegin writes its own at once).
+ */
+extern void SyncCompleteBegin(void);
+extern void SyncCompleteFlush(void);
+
+/*
+ * After a job of the channel finished (outcome recorded): does a push cycle
+ * need to look for more of the channel's listings?  False while its queue
+ * is deep enough.
+ */
+extern bool SyncPushWanted(int32 channel_id);
+
+/*
  * A channel's connector and configuration from the worker's cache, or NULL
  * when the channel is unknown, inactive, paused or has no connector.
  */

@@ -679,10 +679,12 @@ RecordOutcomes(void *arg)
 	if (ret < 0)
 		elog(ERROR, "could not record request outcomes: %s", SPI_result_code_string(ret));
 
-	/* connector jobs: tokens, per-listing results */
+	/* connector jobs: tokens, per-listing results (one UPDATE for all) */
+	SyncCompleteBegin();
 	for (i = 0; i < n; i++)
 		if (o->done[i]->channel_id != 0)
 			SyncComplete(o->done[i], state_of[i], error_of[i]);
+	SyncCompleteFlush();
 }
 
 /*
@@ -992,12 +994,7 @@ omnichan_worker_main(Datum arg)
 
 			now = GetCurrentTimestamp();
 			for (i = 0; i < ndone; i++)
-			{
 				ThrottleFinish(done[i], now, &o.reports[i]);
-				/* a finished push may leave listings to push again */
-				if (done[i]->channel_id != 0)
-					PushDue = 0;
-			}
 			for (i = 0; i < NInflight; i++)
 			{
 				int			k;
@@ -1009,10 +1006,21 @@ omnichan_worker_main(Datum arg)
 						break;
 					}
 			}
-			if (ExtensionReady)
-				RunInTransaction(RecordOutcomes, &o, "recording request outcomes");
+			if (ExtensionReady &&
+				!RunInTransaction(RecordOutcomes, &o, "recording request outcomes"))
+				PushDue = 0;
+
+			/*
+			 * A finished connector job may leave listings to push again (a
+			 * target changed while it was in flight, a full resync to go
+			 * on), unless its channel still has a deep enough queue.
+			 */
 			for (i = 0; i < ndone; i++)
+			{
+				if (done[i]->channel_id != 0 && SyncPushWanted(done[i]->channel_id))
+					PushDue = 0;
 				HttpFree(done[i]);
+			}
 		}
 
 		if (!ExtensionReady)
