@@ -196,9 +196,16 @@ static void ResultsAdd(int64 job_id, ChannelCache *cc, PushItem *items, int n);
 /*
  * KeepSyncPlan
  *		Prepares a statement once for the life of the worker (as worker.c's
- *		KeepPlan); options are CURSOR_OPT_* planning options, e.g.
- *		CURSOR_OPT_CUSTOM_PLAN for a statement whose best plan depends on
- *		its parameters' values.
+ *		KeepPlan); options are CURSOR_OPT_* planning options.
+ *
+ * CURSOR_OPT_CUSTOM_PLAN (planned at each execution, parsed once) for the
+ * statements on omnichan.listing whose best plan depends on its size or on
+ * their arrays' lengths: a generic plan is kept until an invalidation, and
+ * one made while the table was nearly empty (e.g. after a channel_drop)
+ * hashes or rescans every listing once 100k are back (seen: the results
+ * UPDATE of a 10,000-listing Amazon feed rescanning its unnest() per
+ * listing, minutes).  CURSOR_OPT_GENERIC_PLAN for key lookups and small
+ * catalogs.
  */
 static SPIPlanPtr
 KeepSyncPlan(const char *sql, int nargs, Oid *argtypes, int options)
@@ -545,7 +552,7 @@ InsertJob(ChannelCache *cc, OutRequest *out, const char *payload, int64 *listing
 									 "l AS (UPDATE omnichan.listing l SET push_job_id = j.id FROM j "
 									 "       WHERE l.id = ANY ($8)) "
 									 "SELECT id FROM j",
-									 9, argtypes, CURSOR_OPT_GENERIC_PLAN);
+									 9, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 	ret = SPI_execute_plan(InsertJobPlan, values, nulls, false, 0);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not queue a request: %s", SPI_result_code_string(ret));
@@ -641,7 +648,7 @@ FinishResyncIfDone(ChannelCache *cc)
 		ResyncLeftPlan = KeepSyncPlan("SELECT 1 FROM omnichan.listing l "
 									  " WHERE l.channel_id = $1 AND l.target_qty IS NOT NULL "
 									  "   AND NOT " RESOLVED_SINCE_2 " LIMIT 1",
-									  2, argtypes, 0);
+									  2, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 	ret = SPI_execute_plan(ResyncLeftPlan, values, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not check a full resync: %s", SPI_result_code_string(ret));
@@ -749,7 +756,7 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 								   "   AND l.target_qty IS NOT NULL "
 								   "   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
 								   " ORDER BY l.id LIMIT $2 FOR UPDATE SKIP LOCKED",
-								   2, argtypes, CURSOR_OPT_GENERIC_PLAN);
+								   2, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 		ret = SPI_execute_plan(DuePlan, values, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
@@ -1024,7 +1031,7 @@ RefreshTargets(int max_products)
 									   " WHERE l.product_id = ANY ($1) "
 									   "   AND l.product_id = a.product_id AND l.channel_id = a.channel_id "
 									   "   AND l.target_qty IS DISTINCT FROM a.quantity",
-									   1, argtypes, CURSOR_OPT_GENERIC_PLAN);
+									   1, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 		ret = SPI_execute_plan(TargetsPlan, values, NULL, false, 0);
 	}
 	if (ret != SPI_OK_UPDATE)
@@ -1516,7 +1523,7 @@ SyncCompleteFlush(void)
 								   "          FROM upd WHERE upd.newly GROUP BY upd.channel_id, upd.resync_at) c "
 								   " WHERE p.channel_id = c.channel_id AND p.operation = 'full_resync' "
 								   "   AND p.started_at = c.resync_at AND p.finished_at IS NULL",
-								   8, argtypes, CURSOR_OPT_GENERIC_PLAN);
+								   8, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 	ret = SPI_execute_plan(ResultsPlan, values, NULL, false, 0);
 	if (ret < 0)
 		elog(ERROR, "could not record push results: %s", SPI_result_code_string(ret));
