@@ -4167,6 +4167,10 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    -- the common case (a push updating listings): no inbox line waits for a SKU
+    IF NOT EXISTS (SELECT 1 FROM omnichan.order_inbox_line x WHERE x.product_id IS NULL) THEN
+        RETURN NULL;
+    END IF;
     WITH fixed AS (
         UPDATE omnichan.order_inbox_line l SET product_id = n.product_id
           FROM new_rows n, omnichan.order_inbox i
@@ -4188,6 +4192,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
+CREATE INDEX order_inbox_line_unlinked_idx ON omnichan.order_inbox_line (channel_sku)
+    WHERE product_id IS NULL;
 CREATE TRIGGER listing_resolve_orders_ins AFTER INSERT ON omnichan.listing
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION omnichan._listing_resolve_orders();
 CREATE TRIGGER listing_resolve_orders_upd AFTER UPDATE ON omnichan.listing
