@@ -109,7 +109,10 @@ PullCycle(TimestampTz now, TimestampTz *next_due)
 					  "                  AND j.payload ? 'pull' AND (j.payload -> 'pull') ? 'until') "
 					  "  FROM omnichan.channel c "
 					  "  LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id "
-					  " WHERE c.active AND NOT COALESCE(s.paused, false)", true, 0);
+					  " WHERE c.active AND NOT COALESCE(s.paused, false) "
+					  /* no credentials yet: the pull starts when they are set */
+					  "   AND EXISTS (SELECT 1 FROM omnichan.credential cr WHERE cr.channel_id = c.id)",
+					  true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read the channels' pull schedule: %s", SPI_result_code_string(ret));
 	rows = SPI_tuptable;
@@ -222,6 +225,7 @@ QueueFetches(TimestampTz now)
 
 	ret = SPI_execute("DELETE FROM omnichan.fetch_request f USING omnichan.channel c "
 					  " WHERE c.id = f.channel_id AND c.active "
+					  "   AND EXISTS (SELECT 1 FROM omnichan.credential cr WHERE cr.channel_id = c.id) "
 					  "   AND NOT EXISTS (SELECT 1 FROM omnichan.channel_state s "
 					  "                    WHERE s.channel_id = c.id AND s.paused) "
 					  "RETURNING f.channel_id, f.external_id", false, 0);

@@ -147,7 +147,7 @@ q -c "\\timing on" -c "SELECT count(*) AS products, sum(ats) AS units_available 
 	-c "SELECT mode, count(*) AS rows, sum(quantity) AS units_shown FROM omnichan.allocate_bulk() GROUP BY mode ORDER BY mode"
 
 title "Sync status: omnichan.channel_status and omnichan.listing_status"
-q -c "SELECT channel, state, last_push_at, backlog, errors_last_hour FROM omnichan.channel_status ORDER BY channel_id"
+q -c "SELECT channel, state, last_push_at, last_pull_at, backlog, errors_last_hour, last_error FROM omnichan.channel_status ORDER BY channel_id"
 q -c "SELECT channel, sku, target_qty, pushed_qty, pushed_at, pushing, last_error
         FROM omnichan.listing_status WHERE sku IN ('$code', 'SKU-000002') ORDER BY sku, channel"
 

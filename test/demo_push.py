@@ -254,7 +254,8 @@ class Etsy:
                 "property_values": [{"property_id": 200, "property_name": "Primary color",
                                      "scale_id": None, "scale_name": None,
                                      "value_ids": [100 + c], "values": [colour]}]})
-        return {"credentials": {"keystring": self.KEYSTRING, "shared_secret": self.SECRET,
+        return {"shop_id": 12345,
+                "credentials": {"keystring": self.KEYSTRING, "shared_secret": self.SECRET,
                                 "refresh_token": self.REFRESH},
                 "listings": listings}
 

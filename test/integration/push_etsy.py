@@ -131,7 +131,7 @@ def main():
     c.sql("SELECT omnichan_test.generate_catalog(60, 1)")
 
     listings = seed_listings()
-    seed = {"credentials": {"keystring": KEYSTRING, "shared_secret": SECRET,
+    seed = {"shop_id": 424242, "credentials": {"keystring": KEYSTRING, "shared_secret": SECRET,
                             "refresh_token": REFRESH},
             "listings": listings}
     proc, port = mockctl.start("etsy", seed=seed)
