@@ -92,6 +92,14 @@ class PullEnv:
             sku = f"SKU-{i:06d}"
             self.link(sku, link(sku))
 
+        # the channel's first pull starts once its credentials are set (the
+        # channel was created before them), and succeeds
+        wait_for("the channel's first pull", lambda: self.last_pull() is not None and self.pull_jobs() == 0, 30)
+        failed = self.c.sql(f"SELECT j.operation, j.error FROM omnichan.job j JOIN omnichan.channel c "
+                            f"  ON c.id = j.channel_id WHERE c.name = {q(channel)} AND j.payload ? 'pull' "
+                            f"   AND j.state = 'failed'")
+        check("the first pull waited for the credentials and succeeded", not failed, str(failed))
+
     # -- set-up helpers ---------------------------------------------------------
 
     def service_product(self, code, name):
