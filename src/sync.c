@@ -1252,6 +1252,7 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 	char	   *perr;
 	int			n,
 				i;
+	int64		owner = req->job_id;	/* the job the listings are marked with */
 
 	if (cc == NULL || cc->connector == NULL || strcmp(state, "queued") == 0)
 		return;
@@ -1324,6 +1325,14 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 		items[i].quantity = (int32) v;
 	}
 
+	/*
+	 * The listings stay marked with the first job of a multi-step push
+	 * ("origin_job" in the later steps' payload): a step does not rewrite
+	 * every listing of the batch (a Walmart feed polled page by page would
+	 * update its 500 listings a dozen times).
+	 */
+	(void) OcJsonInt(OcJsonGet(payload, "origin_job"), &owner);
+
 	if (strcmp(state, "succeeded") == 0 && cc->connector->next_step != NULL)
 	{
 		OutRequest	next;
@@ -1331,11 +1340,9 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 		memset(&next, 0, sizeof(next));
 		if (cc->connector->next_step(&cc->config, req, payload, items, n, &next))
 		{
-			int64	   *ids = palloc(sizeof(int64) * n);
-
-			for (i = 0; i < n; i++)
-				ids[i] = items[i].listing_id;
-			InsertJob(cc, &next, OcJsonDump(payload), ids, n);
+			if (OcJsonGet(payload, "origin_job") == NULL)
+				OcJsonSetInt(payload, "origin_job", owner);
+			InsertJob(cc, &next, OcJsonDump(payload), NULL, 0);
 			return;
 		}
 	}
@@ -1383,11 +1390,11 @@ SyncComplete(HttpRequest *req, const char *state, const char *error)
 
 	/* the listings' results: with the other jobs' of this transaction */
 	if (Results != NULL)
-		ResultsAdd(req->job_id, cc, items, n);
+		ResultsAdd(owner, cc, items, n);
 	else
 	{
 		SyncCompleteBegin();
-		ResultsAdd(req->job_id, cc, items, n);
+		ResultsAdd(owner, cc, items, n);
 		SyncCompleteFlush();
 	}
 }
