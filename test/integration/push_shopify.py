@@ -77,8 +77,13 @@ def main():
         got = mock_qty()
         return exp if exp and all(got.get(s) == q for s, q in exp.items()) else None
 
+    def pushes(path=GQL):
+        """The stock pushes (the order pull uses the same GraphQL endpoint)."""
+        return [e for e in mockctl.journal(port, path=path)
+                if "inventorySetQuantities" in (e.get("body") or "")]
+
     def count(path=GQL):
-        return len(mockctl.journal(port, path=path))
+        return len(pushes(path))
 
     def bump(sku, delta):
         c.sql(f"UPDATE stock_quant SET quantity = quantity + {delta} WHERE id = (SELECT min(q.id) "
@@ -98,7 +103,7 @@ def main():
     # 1. initial push
     got = wait_for("the mock to hold every listing's allocation", converged, 20)
     check("after linking, the mock shows allocate() for every listing", got is not None)
-    calls = mockctl.journal(port, path=GQL)
+    calls = pushes(GQL)
     check(f"{N} listings need ceil({N}/250) = {math.ceil(N / 250)} calls",
           len(calls) == math.ceil(N / 250), str(len(calls)))
     body = json.loads(calls[0]["body"])
@@ -142,7 +147,7 @@ def main():
           and err.endswith("|fix"), str(err))
     got = wait_for("the good listing of that call", converged, 10)
     check("the other listing of the call is set anyway", got is not None)
-    entries = mockctl.journal(port, path=GQL)[before:]
+    entries = pushes(GQL)[before:]
     first = json.loads(entries[0]["body"])["variables"]["input"]["quantities"] if entries else []
     second = json.loads(entries[1]["body"])["variables"]["input"]["quantities"] if len(entries) > 1 else []
     check("two calls: both listings, then the good one alone (new key)",
@@ -175,7 +180,7 @@ def main():
     bump("SKU-000006", 2)
     got = wait_for("the push through the throttles",
                    lambda: converged() if count() >= before + 4 else None, 20)
-    entries = mockctl.journal(port, path=GQL)[before:]
+    entries = pushes(GQL)[before:]
     check("THROTTLED answers are retried until the push goes through", got is not None,
           str([(e["status"], e["fault"]) for e in entries]))
     check("three throttled calls, then one applied",
@@ -202,7 +207,7 @@ def main():
     got = wait_for("convergence after the crash", lambda: converged() if c.workers("odoo") else None, 30)
     check("after kill -9 of the worker mid-call, the mock converges", got is not None, c.log_tail(20))
     time.sleep(max(0.0, 2.2 - (time.monotonic() - t_sent)))   # the delayed first call is handled by now
-    entries = mockctl.journal(port, path=GQL)[before:]
+    entries = pushes(GQL)[before:]
     say(f"calls of the interrupted push: {len(entries)}")
     check("with the interrupted call sent again at most once", len(entries) <= 2, str(len(entries)))
     keys = {json.loads(e["body"])["variables"]["idempotencyKey"] for e in entries}
@@ -221,7 +226,7 @@ def main():
           f"'{{\"sku\": \"OLD-265\", \"inventory_item_id\": \"{item_gid(N + 5)}\"}}')")
     ok = wait_for("the 2025-01 channel's push", lambda: c.val(
         "SELECT pushed_qty IS NOT NULL AND last_error IS NULL FROM omnichan.listing WHERE sku = 'OLD-265'") == "t", 10)
-    old = mockctl.journal(port, path=GQL_OLD)
+    old = pushes(GQL_OLD)
     body = json.loads(old[0]["body"]) if old else {}
     check("a 2025-01 channel pushes through /admin/api/2025-01/graphql.json", bool(ok) and len(old) == 1,
           c.val("SELECT last_error FROM omnichan.listing WHERE sku = 'OLD-265'"))
