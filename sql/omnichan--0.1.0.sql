@@ -2548,6 +2548,11 @@ CREATE TABLE omnichan.customer_link (
     PRIMARY KEY (channel_id, buyer_id)
 );
 CREATE INDEX customer_link_partner_idx ON omnichan.customer_link (partner_id);
+-- Odoo has no index on res_partner.email_normalized: without this one, finding
+-- a new buyer's partner by e-mail (_order_customer) reads every partner.
+CREATE INDEX IF NOT EXISTS omnichan_res_partner_email_idx ON public.res_partner (email_normalized)
+    WHERE parent_id IS NULL;
+ALTER INDEX public.omnichan_res_partner_email_idx DEPENDS ON EXTENSION omnichan;
 COMMENT ON TABLE omnichan.customer_link IS
 'Marketplace buyer id (per channel) -> Odoo customer (res_partner), so a repeat buyer is never created twice.';
 
@@ -2641,13 +2646,15 @@ SELECT k.kind, s.key, s.type, s.min_value, s.max_value, s.pattern, s.choices, s.
      'SLA flags of a marketplace order that make its Odoo delivery urgent (stock_picking.priority ''1'').')
  ) AS s(key, type, min_value, max_value, pattern, choices, format, default_text, description);
 
--- The order settings of a channel with their defaults.
+-- The order settings of a channel with their defaults (PL/pgSQL: its plan is
+-- kept across calls).
 CREATE FUNCTION omnichan._order_settings(p_channel_id int)
 RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT jsonb_build_object(
+BEGIN
+    RETURN (SELECT jsonb_build_object(
                'order_workflow', 'quotation',
                'auto_confirm', true,
                'order_naming', 'sequence',
@@ -2664,7 +2671,8 @@ AS $$
                'order_naming', c.settings -> 'order_naming',
                'order_prefix', c.settings -> 'order_prefix',
                'priority_sla', c.settings -> 'priority_sla'))
-      FROM omnichan.channel c WHERE c.id = p_channel_id
+      FROM omnichan.channel c WHERE c.id = p_channel_id);
+END
 $$;
 
 -- The Odoo records the order settings name must exist (a second check at
@@ -2708,6 +2716,13 @@ CREATE TRIGGER channel_order_settings_check
     BEFORE INSERT OR UPDATE OF settings, company_id ON omnichan.channel
     FOR EACH ROW EXECUTE FUNCTION omnichan._channel_order_settings_check();
 
+-- The small helpers of inbox_upsert and materialize_orders (_order_text,
+-- _order_number, _order_object, _cround, _line_amounts) have no SET
+-- search_path: they are called only by omnichan functions that set it (and
+-- are not granted to anyone), dozens of times per order, and a SET clause
+-- costs a save and restore of the setting per call (and keeps the SQL
+-- function _cround from being inlined).
+
 -- A text field of a normalized order: NULL when absent or JSON null; a JSON
 -- string (or number, for ids) of at most p_max characters, trimmed, empty =
 -- NULL.  Errors name the field.
@@ -2716,7 +2731,6 @@ CREATE FUNCTION omnichan._order_text(p_obj jsonb, p_key text, p_field text, p_ma
                                      p_format text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v jsonb := p_obj -> p_key;
@@ -2764,7 +2778,6 @@ CREATE FUNCTION omnichan._order_number(p_obj jsonb, p_key text, p_field text,
                                        p_required boolean DEFAULT false, p_positive boolean DEFAULT false)
 RETURNS numeric
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v jsonb := p_obj -> p_key;
@@ -2805,7 +2818,6 @@ $$;
 CREATE FUNCTION omnichan._order_object(p_obj jsonb, p_key text, p_field text, p_keys text[])
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     v jsonb := CASE WHEN p_key IS NULL THEN p_obj ELSE p_obj -> p_key END;
@@ -2834,17 +2846,20 @@ $$;
 -- The warehouse an order of the channel shipping to p_country ships from:
 -- the first routing rule of that country (active warehouse), else NULL
 -- (= the channel's default warehouse).
+-- (PL/pgSQL rather than SQL: its plan is kept across the calls of a session)
 CREATE FUNCTION omnichan._route(p_channel_id int, p_country text)
 RETURNS int
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT r.warehouse_id
-      FROM omnichan.routing_rule r
-      JOIN public.stock_warehouse w ON w.id = r.warehouse_id AND w.active
-     WHERE r.channel_id = p_channel_id AND r.country_code = p_country
-     ORDER BY r.priority, r.warehouse_id
-     LIMIT 1
+BEGIN
+    RETURN (SELECT r.warehouse_id
+              FROM omnichan.routing_rule r
+              JOIN public.stock_warehouse w ON w.id = r.warehouse_id AND w.active
+             WHERE r.channel_id = p_channel_id AND r.country_code = p_country
+             ORDER BY r.priority, r.warehouse_id
+             LIMIT 1);
+END
 $$;
 
 CREATE FUNCTION omnichan.routing_rule_set(channel text, country_code text, warehouse_id int, priority int DEFAULT 10)
@@ -3078,26 +3093,58 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
 
-    -- insert, or lock the existing row
-    INSERT INTO omnichan.order_inbox AS i (channel_id, external_id, state)
-    VALUES (cid, ext, CASE WHEN cancelled THEN 'cancelled' ELSE 'received' END)
-    ON CONFLICT (channel_id, external_id) DO NOTHING
-    RETURNING i.id INTO iid;
-    is_new := iid IS NOT NULL;
+    -- lock the existing row, or insert the order (one statement: the row
+    -- is written once)
+    SELECT * INTO cur FROM omnichan.order_inbox
+     WHERE channel_id = cid AND external_id = ext FOR UPDATE;
+    is_new := NOT FOUND;
     IF is_new THEN
-        SELECT * INTO cur FROM omnichan.order_inbox WHERE id = iid;
-        INSERT INTO omnichan.order_event (inbox_id, kind, detail)
-        VALUES (iid, CASE WHEN cancelled THEN 'cancelled' ELSE 'received' END,
-                jsonb_build_object('status', status));
-    ELSE
-        SELECT * INTO cur FROM omnichan.order_inbox
-         WHERE channel_id = cid AND external_id = ext FOR UPDATE;
-        iid := cur.id;
-        -- the same version again (overlapping pulls, retries): nothing to do
-        IF cur.raw = new_row.raw AND cur.marketplace_status IS NOT DISTINCT FROM status
-           AND cur.invalid_order IS NULL THEN
+        INSERT INTO omnichan.order_inbox AS i
+            (channel_id, external_id, state, marketplace_status,
+             buyer_id, buyer_name, buyer_email, buyer_phone,
+             ship_name, ship_street, ship_street2, ship_city, ship_zip, ship_state, ship_country, ship_phone,
+             bill_name, bill_street, bill_street2, bill_city, bill_zip, bill_state, bill_country, bill_phone,
+             currency, ordered_at, items_total, shipping_total, giftwrap_total, discount_total, tax_total,
+             order_total, fees, sla_flags, priority, gift_message, raw, warehouse_id, updated_at)
+        VALUES
+            (cid, ext, CASE WHEN cancelled THEN 'cancelled' ELSE 'received' END, new_row.marketplace_status,
+             new_row.buyer_id, new_row.buyer_name, new_row.buyer_email, new_row.buyer_phone,
+             new_row.ship_name, new_row.ship_street, new_row.ship_street2, new_row.ship_city, new_row.ship_zip,
+             new_row.ship_state, new_row.ship_country, new_row.ship_phone,
+             new_row.bill_name, new_row.bill_street, new_row.bill_street2, new_row.bill_city, new_row.bill_zip,
+             new_row.bill_state, new_row.bill_country, new_row.bill_phone,
+             new_row.currency, new_row.ordered_at, new_row.items_total, new_row.shipping_total,
+             new_row.giftwrap_total, new_row.discount_total, new_row.tax_total,
+             new_row.order_total, new_row.fees, new_row.sla_flags, new_row.priority, new_row.gift_message,
+             new_row.raw, omnichan._route(cid, COALESCE(new_row.ship_country, new_row.bill_country)),
+             clock_timestamp())
+        ON CONFLICT (channel_id, external_id) DO NOTHING
+        RETURNING i.id INTO iid;
+        IF iid IS NOT NULL THEN
+            INSERT INTO omnichan.order_event (inbox_id, kind, detail)
+            VALUES (iid, CASE WHEN cancelled THEN 'cancelled' ELSE 'received' END,
+                    jsonb_build_object('status', status));
+            INSERT INTO omnichan.order_inbox_line (inbox_id, line_no, channel_sku, product_id, quantity,
+                                                   line_external_id, unit_price, tax, discount)
+            SELECT iid, (l ->> 'line_no')::int, l ->> 'sku', li.product_id, (l ->> 'quantity')::numeric,
+                   l ->> 'external_id', (l ->> 'unit_price')::numeric, (l ->> 'tax')::numeric,
+                   (l ->> 'discount')::numeric
+              FROM jsonb_array_elements(new_lines) l
+              LEFT JOIN omnichan.listing li ON li.channel_id = cid AND li.sku = l ->> 'sku';
             RETURN iid;
         END IF;
+        -- inserted meanwhile by a concurrent call: an update of that order
+        is_new := false;
+    END IF;
+    IF cur.id IS NULL THEN
+        SELECT * INTO cur FROM omnichan.order_inbox
+         WHERE channel_id = cid AND external_id = ext FOR UPDATE;
+    END IF;
+    iid := cur.id;
+    -- the same version again (overlapping pulls, retries): nothing to do
+    IF cur.raw = new_row.raw AND cur.marketplace_status IS NOT DISTINCT FROM status
+       AND cur.invalid_order IS NULL THEN
+        RETURN iid;
     END IF;
 
     IF cur.sale_order_id IS NULL AND cur.state IN ('received', 'held', 'cancelled') THEN
@@ -3190,10 +3237,11 @@ COMMENT ON FUNCTION omnichan.inbox_upsert(text, jsonb) IS
 -- Round to a currency's rounding (half away from zero, as Odoo's float_round).
 CREATE FUNCTION omnichan._cround(p_value numeric, p_rounding numeric)
 RETURNS numeric
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT round(round(p_value / p_rounding) * p_rounding, GREATEST(0, -floor(log(p_rounding)))::int)
+    SELECT pg_catalog.round(pg_catalog.round(p_value OPERATOR(pg_catalog./) p_rounding)
+                            OPERATOR(pg_catalog.*) p_rounding,
+                            GREATEST(0, OPERATOR(pg_catalog.-) pg_catalog.floor(pg_catalog.log(p_rounding)))::int)
 $$;
 
 -- Odoo's stored amounts of one sale order line (sale_order_line._compute_amount
@@ -3205,7 +3253,6 @@ CREATE FUNCTION omnichan._line_amounts(p_price_unit numeric, p_qty numeric, p_ta
                                        p_price_include boolean, p_rounding numeric,
                                        OUT price_subtotal numeric, OUT price_tax numeric, OUT price_total numeric)
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     base numeric := omnichan._cround(p_price_unit * p_qty, p_rounding);
@@ -3329,9 +3376,10 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Countries are the res_country rows, by code.';
         END IF;
         IF p_state IS NOT NULL AND to_regclass('public.res_country_state') IS NOT NULL THEN
-            EXECUTE 'SELECT id FROM public.res_country_state WHERE country_id = $1
-                        AND (upper(code) = upper($2) OR lower(name::text) = lower($2)) ORDER BY id LIMIT 1'
-               INTO st USING country, p_state;
+            -- (planned at its first run only: never without the table)
+            SELECT s.id INTO st FROM public.res_country_state s
+             WHERE s.country_id = country AND (upper(s.code) = upper(p_state) OR lower(s.name::text) = lower(p_state))
+             ORDER BY s.id LIMIT 1;
         END IF;
     END IF;
     IF p_parent_id IS NOT NULL THEN
@@ -3494,234 +3542,16 @@ BEGIN
 END
 $$;
 
--- Turn one locked inbox order into an Odoo quotation; returns the sale order
--- id.  Raises (and writes nothing, the caller's subtransaction being rolled
--- back) when the order cannot be materialized.
-CREATE FUNCTION omnichan._materialize_one(p_inbox_id bigint)
-RETURNS int
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    i omnichan.order_inbox;
-    c omnichan.channel;
-    s jsonb;
-    comp public.res_company;
-    cur public.res_currency;
-    tax public.account_tax;
-    tax_rate numeric;
-    wh int;
-    uid int;
-    team int;
-    lang text;
-    partner int;
-    ship_partner int;
-    inv_partner int;
-    so_id int;
-    so_name text;
-    now_utc timestamp := now() AT TIME ZONE 'UTC';
-    price_digits int := omnichan._odoo_digits('Product Price', 2);
-    missing text;
-    l record;
-    pr record;
-    a record;
-    sol_id int;
-    seq int := 10;
-    extra record;
-    promo numeric;
-    untaxed numeric := 0;
-    taxed numeric := 0;
-    note text;
-BEGIN
-    SELECT * INTO STRICT i FROM omnichan.order_inbox WHERE id = p_inbox_id;
-    SELECT * INTO STRICT c FROM omnichan.channel WHERE id = i.channel_id;
-    s := omnichan._order_settings(c.id);
-
-    -- products of the lines, from the channel's listings
-    UPDATE omnichan.order_inbox_line il SET product_id = li.product_id
-      FROM omnichan.listing li
-     WHERE il.inbox_id = i.id AND li.channel_id = c.id AND li.sku = il.channel_sku
-       AND il.product_id IS DISTINCT FROM li.product_id;
-    SELECT string_agg(format('"%s" (line %s)', il.channel_sku, il.line_no), ', ' ORDER BY il.line_no) INTO missing
-      FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id AND il.product_id IS NULL;
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'no product is linked to SKU % of channel "%"', missing, c.name
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Link the SKU with omnichan.listing_link(), then call omnichan.retry_orders().';
-    END IF;
-
-    SELECT * INTO STRICT comp FROM public.res_company WHERE id = c.company_id;
-    SELECT * INTO STRICT cur FROM public.res_currency WHERE id = comp.currency_id;
-    IF i.currency IS NOT NULL AND i.currency <> cur.name THEN
-        RAISE EXCEPTION 'the order is in % but company % sells in %', i.currency, comp.id, cur.name
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'omnichan materializes orders in the company currency only.';
-    END IF;
-    IF COALESCE(comp.tax_calculation_rounding_method, 'round_per_line') <> 'round_per_line' THEN
-        RAISE EXCEPTION 'company % rounds taxes "%"; omnichan computes Odoo''s totals for "round_per_line" only',
-            comp.id, comp.tax_calculation_rounding_method
-            USING ERRCODE = 'feature_not_supported';
-    END IF;
-    wh := COALESCE(i.warehouse_id, c.default_warehouse_id);
-    IF NOT EXISTS (SELECT 1 FROM public.stock_warehouse w WHERE w.id = wh AND w.active AND w.company_id = c.company_id) THEN
-        RAISE EXCEPTION 'warehouse % is not an active warehouse of company %', wh, c.company_id
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF s ? 'tax_id' THEN
-        SELECT * INTO tax FROM public.account_tax t WHERE t.id = (s ->> 'tax_id')::int;
-        IF NOT FOUND OR tax.amount_type <> 'percent' OR NOT COALESCE(tax.active, false)
-           OR tax.company_id <> c.company_id THEN
-            RAISE EXCEPTION 'setting "tax_id" (%) of channel "%" is not an active percent tax of company %',
-                s ->> 'tax_id', c.name, c.company_id
-                USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        tax_rate := tax.amount;
-    END IF;
-
-    -- who sells: the channel's salesperson, else the administrator
-    uid := COALESCE((s ->> 'salesperson_id')::int, omnichan._odoo_xmlid('base.user_admin'),
-                    (SELECT min(u.id) FROM public.res_users u WHERE u.active AND NOT COALESCE(u.share, false)));
-    SELECT COALESCE(p.lang, 'en_US') INTO lang
-      FROM public.res_users u JOIN public.res_partner p ON p.id = u.partner_id WHERE u.id = uid;
-    lang := COALESCE(lang, 'en_US');
-    SELECT COALESCE(
-        (SELECT u.sale_team_id FROM public.res_users u JOIN public.crm_team t ON t.id = u.sale_team_id
-          WHERE u.id = uid AND COALESCE(t.active, true) AND (t.company_id IS NULL OR t.company_id = c.company_id)),
-        (SELECT t.id FROM public.crm_team t
-          WHERE COALESCE(t.active, true) AND (t.company_id IS NULL OR t.company_id = c.company_id)
-          ORDER BY t.sequence, t.id LIMIT 1)) INTO team;
-
-    -- customer and addresses
-    partner := omnichan._order_customer(i, lang, uid);
-    ship_partner := omnichan._address_partner(partner, 'delivery', i.ship_name, i.ship_street, i.ship_street2,
-                                              i.ship_city, i.ship_zip, i.ship_state, i.ship_country, i.ship_phone, lang, uid);
-    inv_partner := omnichan._address_partner(partner, 'invoice', i.bill_name, i.bill_street, i.bill_street2,
-                                             i.bill_city, i.bill_zip, i.bill_state, i.bill_country, i.bill_phone, lang, uid);
-
-    -- name
-    IF s ->> 'order_naming' = 'prefix' THEN
-        so_name := (s ->> 'order_prefix') || i.external_id;
-    ELSE
-        so_name := omnichan._odoo_sequence_next('sale.order', c.company_id);
-    END IF;
-
-    IF i.gift_message IS NOT NULL THEN
-        note := '<p>Gift message: ' || replace(replace(replace(replace(replace(i.gift_message,
-                    '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), E'\n', '<br>') || '</p>';
-    END IF;
-
-    INSERT INTO public.sale_order
-        (name, state, company_id, partner_id, partner_invoice_id, partner_shipping_id, date_order,
-         warehouse_id, picking_policy, currency_id, currency_rate, pricelist_id, client_order_ref, origin,
-         user_id, team_id, validity_date, require_signature, require_payment, prepayment_percent, locked,
-         note, payment_term_id, fiscal_position_id, journal_id, sale_order_template_id,
-         amount_untaxed, amount_tax, amount_total, amount_to_invoice, invoice_status, shipping_weight,
-         create_uid, write_uid, create_date, write_date)
-    VALUES
-        (so_name, 'draft', c.company_id, partner, inv_partner, ship_partner,
-         date_trunc('second', COALESCE(i.ordered_at AT TIME ZONE 'UTC', now_utc)),
-         wh, 'direct', cur.id, 1.0, NULL, i.external_id, c.name,
-         uid, team,
-         CASE WHEN COALESCE(comp.quotation_validity_days, 0) > 0
-              THEN (now() AT TIME ZONE 'UTC')::date + comp.quotation_validity_days END,
-         COALESCE(comp.portal_confirmation_sign, false), COALESCE(comp.portal_confirmation_pay, false),
-         COALESCE(comp.prepayment_percent, 1.0), false,
-         note, NULL, NULL, NULL, NULL,
-         0, 0, 0, 0, 'no', 0.0,
-         uid, uid, now_utc, now_utc)
-    RETURNING id INTO so_id;
-
-    -- the lines: items, then shipping, gift wrap and promotions on the channel's products
-    promo := COALESCE(i.discount_total,
-                      (SELECT sum(il.discount) FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id), 0);
-    FOR l IN
-        SELECT il.line_no, il.product_id, il.quantity, il.unit_price, NULL::text AS what, false AS is_delivery
-          FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id
-        UNION ALL
-        SELECT 100001, (s ->> 'shipping_product_id')::int, 1, i.shipping_total, 'shipping', true
-         WHERE COALESCE(i.shipping_total, 0) > 0
-        UNION ALL
-        SELECT 100002, (s ->> 'giftwrap_product_id')::int, 1, i.giftwrap_total, 'gift wrap', false
-         WHERE COALESCE(i.giftwrap_total, 0) > 0
-        UNION ALL
-        SELECT 100003, (s ->> 'discount_product_id')::int, 1, -promo, 'promotion', false
-         WHERE promo > 0
-        ORDER BY 1
-    LOOP
-        IF l.product_id IS NULL THEN
-            RAISE EXCEPTION 'the order has % charges (%) but channel "%" has no setting "%"',
-                l.what, abs(l.unit_price), c.name,
-                CASE l.what WHEN 'shipping' THEN 'shipping_product_id' WHEN 'gift wrap' THEN 'giftwrap_product_id'
-                            ELSE 'discount_product_id' END
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Set it with omnichan.channel_alter(), then call omnichan.retry_orders().';
-        END IF;
-        SELECT * INTO pr FROM omnichan._sale_product(l.product_id,
-            CASE WHEN l.what IS NULL THEN format('line %s', l.line_no) ELSE 'the ' || l.what || ' product' END,
-            c.company_id);
-        SELECT * INTO a FROM omnichan._line_amounts(round(l.unit_price, price_digits), l.quantity, tax_rate,
-                                                   COALESCE(tax.price_include, false), cur.rounding);
-        INSERT INTO public.sale_order_line
-            (order_id, sequence, name, product_id, product_uom, product_uom_qty, price_unit, discount,
-             customer_lead, company_id, currency_id, order_partner_id, salesman_id, state, display_type,
-             is_delivery, product_packaging_id, product_packaging_qty, qty_delivered, qty_delivered_method,
-             price_subtotal, price_tax, price_total, price_reduce_taxexcl, price_reduce_taxinc,
-             invoice_status, qty_invoiced, qty_to_invoice, untaxed_amount_invoiced, untaxed_amount_to_invoice,
-             create_uid, write_uid, create_date, write_date)
-        VALUES
-            (so_id, seq, pr.display_name, pr.product_id, pr.uom_id, l.quantity, round(l.unit_price, price_digits), 0,
-             pr.sale_delay, c.company_id, cur.id, partner, uid, 'draft', NULL,
-             l.is_delivery, NULL, 0.0, 0,
-             CASE WHEN pr.type IN ('product', 'consu') THEN 'stock_move' ELSE 'manual' END,
-             a.price_subtotal, a.price_tax::double precision, a.price_total,
-             round(a.price_subtotal / l.quantity, price_digits), round(a.price_total / l.quantity, price_digits),
-             'no', 0, 0, 0, 0,
-             uid, uid, now_utc, now_utc)
-        RETURNING id INTO sol_id;
-        IF tax_rate IS NOT NULL THEN
-            INSERT INTO public.account_tax_sale_order_line_rel (sale_order_line_id, account_tax_id)
-            VALUES (sol_id, tax.id);
-        END IF;
-        IF l.what IS NULL THEN
-            UPDATE omnichan.order_inbox_line il SET sale_order_line_id = sol_id
-             WHERE il.inbox_id = i.id AND il.line_no = l.line_no;
-        END IF;
-        untaxed := untaxed + a.price_subtotal;
-        taxed := taxed + a.price_tax;
-    END LOOP;
-
-    INSERT INTO public.sale_order_tag_rel (order_id, tag_id) VALUES (so_id, omnichan._channel_tag(c.id, uid));
-
-    -- the stored totals, as Odoo's UPDATE after its INSERT
-    UPDATE public.sale_order SET amount_untaxed = untaxed, amount_tax = taxed, amount_total = untaxed + taxed,
-           amount_to_invoice = untaxed + taxed
-     WHERE id = so_id;
-
-    UPDATE omnichan.order_inbox SET state = 'materialized', sale_order_id = so_id, partner_id = partner,
-           odoo_amount_total = untaxed + taxed, materialized_at = clock_timestamp(),
-           last_error = NULL, last_error_at = NULL, attempts = attempts + 1, updated_at = clock_timestamp()
-     WHERE id = i.id;
-    INSERT INTO omnichan.order_event (inbox_id, kind, detail)
-    VALUES (i.id, 'materialized', jsonb_build_object('sale_order_id', so_id, 'name', so_name,
-                                                     'amount_total', untaxed + taxed));
-    IF i.order_total IS NOT NULL AND i.order_total <> untaxed + taxed THEN
-        INSERT INTO omnichan.order_event (inbox_id, kind, detail)
-        VALUES (i.id, 'total_mismatch', jsonb_build_object('marketplace_total', i.order_total,
-                                                           'odoo_total', untaxed + taxed));
-    END IF;
-
-    -- what Odoo does next
-    IF s ->> 'order_workflow' IN ('confirm', 'confirm_invoice') AND (s ->> 'auto_confirm')::boolean THEN
-        PERFORM omnichan._odoo_action_request(so_id, i.id,
-            CASE s ->> 'order_workflow' WHEN 'confirm' THEN 'confirm' ELSE 'invoice' END, i.priority);
-    END IF;
-    RETURN so_id;
-END
-$$;
-
 -- Materialize up to max_orders received orders (of one channel, or of every
 -- active channel), oldest first, in the caller's transaction.  Orders locked
 -- by a concurrent call are skipped.  Returns the number materialized.
+--
+-- Each order becomes an Odoo quotation in a subtransaction of its own: an
+-- order that cannot be materialized raises there, which writes nothing of it
+-- and holds it with the error.  What depends on the channel only (settings,
+-- company, currency, tax, salesperson, language, team, the channel's tag) is
+-- read once per call and channel rather than once per order; every check
+-- still runs for each order, in the same order.
 CREATE FUNCTION omnichan.materialize_orders(channel text DEFAULT NULL, max_orders int DEFAULT 100)
 RETURNS int
 LANGUAGE plpgsql
@@ -3733,22 +3563,291 @@ DECLARE
     n int := 0;
     err text;
     code text;
+    -- per channel: c and s, then (k_channel: the channel they were read for)
+    -- company, currency, tax, salesperson, language, team and tag
+    k_channel int;
+    k_tag int;
+    c omnichan.channel;
+    s jsonb;
+    comp public.res_company;
+    cur public.res_currency;
+    tax public.account_tax;
+    tax_found boolean;
+    tax_rate numeric;
+    uid int;
+    team int;
+    lang text;
+    price_digits int := omnichan._odoo_digits('Product Price', 2);
+    sol_seq regclass := pg_get_serial_sequence('public.sale_order_line', 'id');
+    -- per order
+    i omnichan.order_inbox;
+    wh int;
+    partner int;
+    ship_partner int;
+    inv_partner int;
+    so_id int;
+    so_name text;
+    tag int;
+    now_utc timestamp;
+    missing text;
+    l record;
+    promo numeric;
+    untaxed numeric;
+    taxed numeric;
+    note text;
 BEGIN
     IF max_orders IS NULL OR max_orders < 1 THEN
         RAISE EXCEPTION 'max_orders must be at least 1' USING ERRCODE = 'numeric_value_out_of_range';
     END IF;
     FOR r IN
-        SELECT i.id FROM omnichan.order_inbox i
-          JOIN omnichan.channel c ON c.id = i.channel_id
-         WHERE i.state = 'received' AND i.sale_order_id IS NULL
-           AND (cid IS NULL OR i.channel_id = cid) AND (cid IS NOT NULL OR c.active)
-         ORDER BY i.received_at, i.id
+        SELECT x.id FROM omnichan.order_inbox x
+          JOIN omnichan.channel xc ON xc.id = x.channel_id
+         WHERE x.state = 'received' AND x.sale_order_id IS NULL
+           AND (cid IS NULL OR x.channel_id = cid) AND (cid IS NOT NULL OR xc.active)
+         ORDER BY x.received_at, x.id
          LIMIT max_orders
-           FOR UPDATE OF i SKIP LOCKED
+           FOR UPDATE OF x SKIP LOCKED
     LOOP
         BEGIN
-            PERFORM omnichan._materialize_one(r.id);
+            now_utc := now() AT TIME ZONE 'UTC';
+            untaxed := 0;
+            taxed := 0;
+            note := NULL;
+            SELECT * INTO STRICT i FROM omnichan.order_inbox WHERE id = r.id;
+            IF c.id IS DISTINCT FROM i.channel_id THEN
+                k_channel := NULL;      -- what follows is read again too
+                SELECT * INTO STRICT c FROM omnichan.channel WHERE id = i.channel_id;
+                s := omnichan._order_settings(c.id);
+            END IF;
+
+            -- products of the lines, from the channel's listings
+            UPDATE omnichan.order_inbox_line il SET product_id = li.product_id
+              FROM omnichan.listing li
+             WHERE il.inbox_id = i.id AND li.channel_id = c.id AND li.sku = il.channel_sku
+               AND il.product_id IS DISTINCT FROM li.product_id;
+            SELECT string_agg(format('"%s" (line %s)', il.channel_sku, il.line_no), ', ' ORDER BY il.line_no)
+              INTO missing
+              FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id AND il.product_id IS NULL;
+            IF missing IS NOT NULL THEN
+                RAISE EXCEPTION 'no product is linked to SKU % of channel "%"', missing, c.name
+                    USING ERRCODE = 'undefined_object',
+                          HINT = 'Link the SKU with omnichan.listing_link(), then call omnichan.retry_orders().';
+            END IF;
+
+            IF k_channel IS DISTINCT FROM i.channel_id THEN
+                SELECT * INTO STRICT comp FROM public.res_company WHERE id = c.company_id;
+                SELECT * INTO STRICT cur FROM public.res_currency WHERE id = comp.currency_id;
+                tax := NULL;
+                tax_found := false;
+                tax_rate := NULL;
+                IF s ? 'tax_id' THEN
+                    SELECT * INTO tax FROM public.account_tax t WHERE t.id = (s ->> 'tax_id')::int;
+                    tax_found := FOUND;
+                END IF;
+                -- who sells: the channel's salesperson, else the administrator
+                uid := COALESCE((s ->> 'salesperson_id')::int, omnichan._odoo_xmlid('base.user_admin'),
+                                (SELECT min(u.id) FROM public.res_users u WHERE u.active AND NOT COALESCE(u.share, false)));
+                lang := NULL;
+                SELECT COALESCE(p.lang, 'en_US') INTO lang
+                  FROM public.res_users u JOIN public.res_partner p ON p.id = u.partner_id WHERE u.id = uid;
+                lang := COALESCE(lang, 'en_US');
+                SELECT COALESCE(
+                    (SELECT u.sale_team_id FROM public.res_users u JOIN public.crm_team t ON t.id = u.sale_team_id
+                      WHERE u.id = uid AND COALESCE(t.active, true) AND (t.company_id IS NULL OR t.company_id = c.company_id)),
+                    (SELECT t.id FROM public.crm_team t
+                      WHERE COALESCE(t.active, true) AND (t.company_id IS NULL OR t.company_id = c.company_id)
+                      ORDER BY t.sequence, t.id LIMIT 1)) INTO team;
+                k_channel := i.channel_id;
+                k_tag := NULL;
+            END IF;
+            IF i.currency IS NOT NULL AND i.currency <> cur.name THEN
+                RAISE EXCEPTION 'the order is in % but company % sells in %', i.currency, comp.id, cur.name
+                    USING ERRCODE = 'feature_not_supported',
+                          HINT = 'omnichan materializes orders in the company currency only.';
+            END IF;
+            IF COALESCE(comp.tax_calculation_rounding_method, 'round_per_line') <> 'round_per_line' THEN
+                RAISE EXCEPTION 'company % rounds taxes "%"; omnichan computes Odoo''s totals for "round_per_line" only',
+                    comp.id, comp.tax_calculation_rounding_method
+                    USING ERRCODE = 'feature_not_supported';
+            END IF;
+            wh := COALESCE(i.warehouse_id, c.default_warehouse_id);
+            IF NOT EXISTS (SELECT 1 FROM public.stock_warehouse w WHERE w.id = wh AND w.active AND w.company_id = c.company_id) THEN
+                RAISE EXCEPTION 'warehouse % is not an active warehouse of company %', wh, c.company_id
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            IF s ? 'tax_id' THEN
+                IF NOT tax_found OR tax.amount_type <> 'percent' OR NOT COALESCE(tax.active, false)
+                   OR tax.company_id <> c.company_id THEN
+                    RAISE EXCEPTION 'setting "tax_id" (%) of channel "%" is not an active percent tax of company %',
+                        s ->> 'tax_id', c.name, c.company_id
+                        USING ERRCODE = 'invalid_parameter_value';
+                END IF;
+                tax_rate := tax.amount;
+            END IF;
+
+            -- customer and addresses
+            partner := omnichan._order_customer(i, lang, uid);
+            ship_partner := omnichan._address_partner(partner, 'delivery', i.ship_name, i.ship_street, i.ship_street2,
+                                                      i.ship_city, i.ship_zip, i.ship_state, i.ship_country, i.ship_phone,
+                                                      lang, uid);
+            inv_partner := omnichan._address_partner(partner, 'invoice', i.bill_name, i.bill_street, i.bill_street2,
+                                                     i.bill_city, i.bill_zip, i.bill_state, i.bill_country, i.bill_phone,
+                                                     lang, uid);
+
+            -- name
+            IF s ->> 'order_naming' = 'prefix' THEN
+                so_name := (s ->> 'order_prefix') || i.external_id;
+            ELSE
+                so_name := omnichan._odoo_sequence_next('sale.order', c.company_id);
+            END IF;
+
+            IF i.gift_message IS NOT NULL THEN
+                note := '<p>Gift message: ' || replace(replace(replace(replace(replace(i.gift_message,
+                            '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), E'\n', '<br>') || '</p>';
+            END IF;
+
+            INSERT INTO public.sale_order
+                (name, state, company_id, partner_id, partner_invoice_id, partner_shipping_id, date_order,
+                 warehouse_id, picking_policy, currency_id, currency_rate, pricelist_id, client_order_ref, origin,
+                 user_id, team_id, validity_date, require_signature, require_payment, prepayment_percent, locked,
+                 note, payment_term_id, fiscal_position_id, journal_id, sale_order_template_id,
+                 amount_untaxed, amount_tax, amount_total, amount_to_invoice, invoice_status, shipping_weight,
+                 create_uid, write_uid, create_date, write_date)
+            VALUES
+                (so_name, 'draft', c.company_id, partner, inv_partner, ship_partner,
+                 date_trunc('second', COALESCE(i.ordered_at AT TIME ZONE 'UTC', now_utc)),
+                 wh, 'direct', cur.id, 1.0, NULL, i.external_id, c.name,
+                 uid, team,
+                 CASE WHEN COALESCE(comp.quotation_validity_days, 0) > 0
+                      THEN (now() AT TIME ZONE 'UTC')::date + comp.quotation_validity_days END,
+                 COALESCE(comp.portal_confirmation_sign, false), COALESCE(comp.portal_confirmation_pay, false),
+                 COALESCE(comp.prepayment_percent, 1.0), false,
+                 note, NULL, NULL, NULL, NULL,
+                 0, 0, 0, 0, 'no', 0.0,
+                 uid, uid, now_utc, now_utc)
+            RETURNING id INTO so_id;
+
+            -- the lines: items, then shipping, gift wrap and promotions on the channel's
+            -- products; first the checks, in line order (the first bad line is reported)
+            promo := COALESCE(i.discount_total,
+                              (SELECT sum(il.discount) FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id), 0);
+            SELECT q.* INTO l
+              FROM (SELECT il.line_no, il.product_id, il.quantity, il.unit_price, NULL::text AS what
+                      FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id
+                    UNION ALL
+                    SELECT 100001, (s ->> 'shipping_product_id')::int, 1, i.shipping_total, 'shipping'
+                     WHERE COALESCE(i.shipping_total, 0) > 0
+                    UNION ALL
+                    SELECT 100002, (s ->> 'giftwrap_product_id')::int, 1, i.giftwrap_total, 'gift wrap'
+                     WHERE COALESCE(i.giftwrap_total, 0) > 0
+                    UNION ALL
+                    SELECT 100003, (s ->> 'discount_product_id')::int, 1, -promo, 'promotion'
+                     WHERE promo > 0) q
+             WHERE q.product_id IS NULL
+                OR NOT EXISTS (SELECT 1 FROM public.product_product p
+                                 JOIN public.product_template t ON t.id = p.product_tmpl_id
+                                WHERE p.id = q.product_id AND COALESCE(p.active, false) AND COALESCE(t.active, false)
+                                  AND (t.company_id IS NULL OR t.company_id = c.company_id))
+             ORDER BY q.line_no
+             LIMIT 1;
+            IF FOUND THEN
+                IF l.product_id IS NULL THEN
+                    RAISE EXCEPTION 'the order has % charges (%) but channel "%" has no setting "%"',
+                        l.what, abs(l.unit_price), c.name,
+                        CASE l.what WHEN 'shipping' THEN 'shipping_product_id' WHEN 'gift wrap' THEN 'giftwrap_product_id'
+                                    ELSE 'discount_product_id' END
+                        USING ERRCODE = 'invalid_parameter_value',
+                              HINT = 'Set it with omnichan.channel_alter(), then call omnichan.retry_orders().';
+                END IF;
+                -- raises what is wrong with the product
+                PERFORM omnichan._sale_product(l.product_id,
+                    CASE WHEN l.what IS NULL THEN format('line %s', l.line_no) ELSE 'the ' || l.what || ' product' END,
+                    c.company_id);
+            END IF;
+            -- then every line in one statement (ids in line order), its tax and
+            -- its inbox line
+            WITH q AS (
+                SELECT q.*, nextval(sol_seq) AS sol_id
+                  FROM (SELECT il.line_no, il.product_id, il.quantity, il.unit_price, NULL::text AS what,
+                               false AS is_delivery
+                          FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id
+                        UNION ALL
+                        SELECT 100001, (s ->> 'shipping_product_id')::int, 1, i.shipping_total, 'shipping', true
+                         WHERE COALESCE(i.shipping_total, 0) > 0
+                        UNION ALL
+                        SELECT 100002, (s ->> 'giftwrap_product_id')::int, 1, i.giftwrap_total, 'gift wrap', false
+                         WHERE COALESCE(i.giftwrap_total, 0) > 0
+                        UNION ALL
+                        SELECT 100003, (s ->> 'discount_product_id')::int, 1, -promo, 'promotion', false
+                         WHERE promo > 0
+                        ORDER BY 1) q
+            ), x AS MATERIALIZED (
+                SELECT q.*, pr.product_id AS pr_product_id, pr.uom_id, pr.type, pr.sale_delay, pr.display_name,
+                       a.price_subtotal, a.price_tax, a.price_total
+                  FROM q
+                 CROSS JOIN LATERAL omnichan._sale_product(q.product_id,
+                        CASE WHEN q.what IS NULL THEN format('line %s', q.line_no) ELSE 'the ' || q.what || ' product' END,
+                        c.company_id) pr
+                 CROSS JOIN LATERAL omnichan._line_amounts(round(q.unit_price, price_digits), q.quantity, tax_rate,
+                                                           COALESCE(tax.price_include, false), cur.rounding) a
+            ), ins AS (
+                INSERT INTO public.sale_order_line
+                    (id, order_id, sequence, name, product_id, product_uom, product_uom_qty, price_unit, discount,
+                     customer_lead, company_id, currency_id, order_partner_id, salesman_id, state, display_type,
+                     is_delivery, product_packaging_id, product_packaging_qty, qty_delivered, qty_delivered_method,
+                     price_subtotal, price_tax, price_total, price_reduce_taxexcl, price_reduce_taxinc,
+                     invoice_status, qty_invoiced, qty_to_invoice, untaxed_amount_invoiced, untaxed_amount_to_invoice,
+                     create_uid, write_uid, create_date, write_date)
+                SELECT x.sol_id, so_id, 10, x.display_name, x.pr_product_id, x.uom_id, x.quantity,
+                       round(x.unit_price, price_digits), 0,
+                       x.sale_delay, c.company_id, cur.id, partner, uid, 'draft', NULL,
+                       x.is_delivery, NULL, 0.0, 0,
+                       CASE WHEN x.type IN ('product', 'consu') THEN 'stock_move' ELSE 'manual' END,
+                       x.price_subtotal, x.price_tax::double precision, x.price_total,
+                       round(x.price_subtotal / x.quantity, price_digits), round(x.price_total / x.quantity, price_digits),
+                       'no', 0, 0, 0, 0,
+                       uid, uid, now_utc, now_utc
+                  FROM x ORDER BY x.line_no
+                RETURNING id
+            ), rel AS (
+                INSERT INTO public.account_tax_sale_order_line_rel (sale_order_line_id, account_tax_id)
+                SELECT ins.id, tax.id FROM ins WHERE tax_rate IS NOT NULL
+            ), link AS (
+                UPDATE omnichan.order_inbox_line il SET sale_order_line_id = x.sol_id
+                  FROM x WHERE il.inbox_id = i.id AND il.line_no = x.line_no AND x.what IS NULL
+            )
+            SELECT COALESCE(sum(x.price_subtotal), 0), COALESCE(sum(x.price_tax), 0) INTO untaxed, taxed FROM x;
+
+            -- the channel's tag (once it exists, the same for the whole call)
+            tag := COALESCE(k_tag, omnichan._channel_tag(c.id, uid));
+            INSERT INTO public.sale_order_tag_rel (order_id, tag_id) VALUES (so_id, tag);
+
+            -- the stored totals, as Odoo's UPDATE after its INSERT
+            UPDATE public.sale_order SET amount_untaxed = untaxed, amount_tax = taxed, amount_total = untaxed + taxed,
+                   amount_to_invoice = untaxed + taxed
+             WHERE id = so_id;
+
+            UPDATE omnichan.order_inbox SET state = 'materialized', sale_order_id = so_id, partner_id = partner,
+                   odoo_amount_total = untaxed + taxed, materialized_at = clock_timestamp(),
+                   last_error = NULL, last_error_at = NULL, attempts = attempts + 1, updated_at = clock_timestamp()
+             WHERE id = i.id;
+            INSERT INTO omnichan.order_event (inbox_id, kind, detail)
+            VALUES (i.id, 'materialized', jsonb_build_object('sale_order_id', so_id, 'name', so_name,
+                                                             'amount_total', untaxed + taxed));
+            IF i.order_total IS NOT NULL AND i.order_total <> untaxed + taxed THEN
+                INSERT INTO omnichan.order_event (inbox_id, kind, detail)
+                VALUES (i.id, 'total_mismatch', jsonb_build_object('marketplace_total', i.order_total,
+                                                                   'odoo_total', untaxed + taxed));
+            END IF;
+
+            -- what Odoo does next
+            IF s ->> 'order_workflow' IN ('confirm', 'confirm_invoice') AND (s ->> 'auto_confirm')::boolean THEN
+                PERFORM omnichan._odoo_action_request(so_id, i.id,
+                    CASE s ->> 'order_workflow' WHEN 'confirm' THEN 'confirm' ELSE 'invoice' END, i.priority);
+            END IF;
             n := n + 1;
+            -- kept only now: a tag created by an order rolled back would be gone
+            k_tag := tag;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
             -- lock waits, cancellations, serialization failures: not the order's fault
@@ -4044,7 +4143,6 @@ REVOKE ALL ON FUNCTION
     omnichan._order_customer(omnichan.order_inbox, text, int),
     omnichan._channel_tag(int, int),
     omnichan._sale_product(int, text, int),
-    omnichan._materialize_one(bigint),
     omnichan.materialize_orders(text, int),
     omnichan.retry_orders(text),
     omnichan.order_release(text, text),

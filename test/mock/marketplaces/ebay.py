@@ -10,12 +10,13 @@ where no eBay id is known; a rule's ``code`` sets it.
 import base64
 import copy
 import datetime
+import json
 import re
 import secrets
 import time
 import urllib.parse
 
-from core import Route, json_response
+from core import Route, json_response, raw_response
 from marketplaces.base import Marketplace, reason
 
 TOKEN_PATH = r"/identity/v1/oauth2/token"
@@ -62,10 +63,35 @@ class Ebay(Marketplace):
                 "token_ttl": 7200, "tokens": {}, "token_scopes": {}, "inventory": {},
                 "orders": {}, "cancellations": []}
 
+    def __init__(self, name=None):
+        super().__init__(name)
+        # getOrders caches (the order list must stay fast with 10,000s of
+        # orders: bench/orders.sh): per order its parsed dates and its JSON
+        # text, per filter the matching orders in page order.  Valid while
+        # the order object is the one in the state (a seed replaces it) and
+        # the generation is unchanged (seeds and cancellations bump it).
+        self._gen = 0
+        self._order_cache = {}
+        self._list_cache = (None, None, None)
+
+    def _order_entry(self, order):
+        entry = self._order_cache.get(order["orderId"])
+        if entry is None or entry[0] is not order:
+            entry = (order, _parse(order["creationDate"]), _parse(order["lastModifiedDate"]),
+                     json.dumps(order, separators=(",", ":")))
+            self._order_cache[order["orderId"]] = entry
+        return entry
+
+    def _changed(self, order_id=None):
+        self._gen += 1
+        if order_id is not None:
+            self._order_cache.pop(order_id, None)
+
     def seed(self, data, seed):
         seed = dict(seed)
         orders = seed.pop("orders", None)
         super().seed(data, seed)
+        self._changed()
         if isinstance(orders, list):
             for order in orders:
                 order = copy.deepcopy(order)
@@ -73,6 +99,13 @@ class Ebay(Marketplace):
                 data.setdefault("orders", {})[order["orderId"]] = order
         elif isinstance(orders, dict):
             data.setdefault("orders", {}).update(copy.deepcopy(orders))
+        if orders:
+            # serialized now rather than by the first getOrders
+            for order in data["orders"].values():
+                try:
+                    self._order_entry(order)
+                except (KeyError, TypeError, ValueError):
+                    pass        # an incomplete order fails in getOrders as before
 
     def routes(self):
         return [Route("POST", TOKEN_PATH, self.token, "token"),
@@ -137,13 +170,13 @@ class Ebay(Marketplace):
             if not 1 <= limit <= ORDERS_MAX_LIMIT or offset < 0:
                 return self.error(request, 400, 30700,
                                   f"The 'limit' value must be between 1 and {ORDERS_MAX_LIMIT}, and 'offset' non-negative.")
-            orders = list(state.data["orders"].values())
             ids = q.get("orderIds")
             if ids:
                 wanted = [i for v in ids for i in v.split(",") if i]
                 if len(wanted) > 50:
                     return self.error(request, 400, 30750, "The maximum number of order IDs is 50.")
-                orders = [o for o in orders if o["orderId"] in wanted]
+                entries = [self._order_entry(o) for o in state.data["orders"].values()
+                           if o["orderId"] in wanted]
             else:
                 flt = q.get("filter", [""])[-1]
                 crit = dict(m.groups() for m in re.finditer(r"(\w+):\[([^\]]*)\]", flt))
@@ -151,6 +184,7 @@ class Ebay(Marketplace):
                     if "lastmodifieddate" in crit else None
                 if flt and field is None:
                     return self.error(request, 400, 30800, "Invalid filter: " + flt)
+                lo_t = hi_t = None
                 if field is not None:
                     rng = crit["creationdate" if field == "creationDate" else "lastmodifieddate"]
                     lo, _, hi = rng.partition("..")
@@ -159,23 +193,35 @@ class Ebay(Marketplace):
                         hi_t = _parse(hi) if hi else None
                     except ValueError:
                         return self.error(request, 400, 30810, "Invalid date in filter: " + rng)
-                    orders = [o for o in orders
-                              if (lo_t is None or _parse(o[field]) >= lo_t)
-                              and (hi_t is None or _parse(o[field]) <= hi_t)]
-                orders.sort(key=lambda o: (_parse(o["creationDate"]), o["orderId"]))
-            total = len(orders)
-            page = orders[offset:offset + limit]
+                key = (self._gen, field, lo_t, hi_t)
+                if self._list_cache[0] is state.data["orders"] and self._list_cache[1] == key:
+                    entries = self._list_cache[2]
+                else:
+                    entries = [self._order_entry(o) for o in state.data["orders"].values()]
+                    if field is not None:
+                        k = 1 if field == "creationDate" else 2
+                        entries = [e for e in entries
+                                   if (lo_t is None or e[k] >= lo_t) and (hi_t is None or e[k] <= hi_t)]
+                    entries.sort(key=lambda e: (e[1], e[0]["orderId"]))
+                    self._list_cache = (state.data["orders"], key, entries)
+            total = len(entries)
+            page = entries[offset:offset + limit]
             base = "https://api.ebay.com" + ORDERS_PATH
             keep = {k: v[-1] for k, v in q.items() if k not in ("offset", "limit")}
             def href(off):
                 return base + "?" + urllib.parse.urlencode({**keep, "limit": limit, "offset": off})
-            body = {"href": href(offset), "limit": limit, "offset": offset, "total": total,
-                    "orders": copy.deepcopy(page), "warnings": []}
+            # json.dumps of {"href", "limit", "offset", "total", "orders",
+            # "warnings", "next", "prev"} with the orders' cached JSON text
+            parts = ['{"href":', json.dumps(href(offset)), ',"limit":', str(limit),
+                     ',"offset":', str(offset), ',"total":', str(total),
+                     ',"orders":[', ",".join(e[3] for e in page), '],"warnings":[]']
             if offset + limit < total:
-                body["next"] = href(offset + limit)
+                parts += [',"next":', json.dumps(href(offset + limit))]
             if offset > 0:
-                body["prev"] = href(max(0, offset - limit))
-        return json_response(body)
+                parts += [',"prev":', json.dumps(href(max(0, offset - limit)))]
+            parts.append("}")
+            body = "".join(parts).encode("utf-8")
+        return raw_response(body, 200, "application/json")
 
     def get_order(self, request, state):
         with state.lock:
@@ -215,6 +261,7 @@ class Ebay(Marketplace):
                                                          "cancelInitiator": "SELLER",
                                                          "cancelReason": reason_}]}
             order["lastModifiedDate"] = _iso(time.time())
+            self._changed(order["orderId"])
         return json_response({"cancelId": cancel_id,
                               "orderEligibilityResult": {"eligible": True}}, 201)
 
