@@ -147,6 +147,7 @@ BEGIN
   LOOP
     EXIT WHEN NOT EXISTS (SELECT 1 FROM omnichan.job WHERE state IN ('queued', 'running') AND operation = '$op')
            OR clock_timestamp() - t0 > interval '180 s';
+    COMMIT;  -- no snapshot kept while waiting (see bench/README.md)
     PERFORM pg_sleep(0.05);
   END LOOP;
 END
@@ -271,11 +272,13 @@ BEGIN
       sent := sent + least($BATCH, $LONG - sent);
       COMMIT;
     ELSE
+      COMMIT;
       PERFORM pg_sleep(0.1);
     END IF;
   END LOOP;
   LOOP
     EXIT WHEN NOT EXISTS (SELECT 1 FROM omnichan.job WHERE operation = 'long' AND state IN ('queued', 'running'));
+    COMMIT;
     PERFORM pg_sleep(0.2);
   END LOOP;
 END

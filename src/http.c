@@ -8,7 +8,10 @@
  * its next timeout is due (CURLMOPT_TIMERFUNCTION); HttpWait() puts those
  * sockets in a WaitEventSet together with the worker's latch and postmaster
  * death, so one wait serves both "a transaction committed stock changes" and
- * "a response arrived", without polling.
+ * "a response arrived", without polling.  The set is kept from one wait to
+ * the next and rebuilt only when libcurl adds or removes a socket (with
+ * keep-alive connections, rarely).  libcurl's timer is a one-shot deadline:
+ * once it has fired, only a new call of the timer callback sets another.
  *
  * Connections are reused (keep-alive, and HTTP/2 multiplexing over TLS when
  * the server offers it); sockets are bounded per host and in total.  Only
@@ -55,8 +58,17 @@ typedef struct WatchedSocket
 static CURLM *Multi = NULL;
 static WatchedSocket Sockets[MAX_SOCKETS];
 static int	NSockets = 0;
-static long TimerMs = -1;		/* libcurl's next timeout, -1 = none */
+static TimestampTz TimerAt = 0; /* libcurl's next timeout, 0 = none */
 static int	Inflight = 0;
+
+/*
+ * The wait set: latch, postmaster death, then the sockets; SetPos[i] is the
+ * position of Sockets[i] in it.  SetStale: a socket was added or removed
+ * since it was built.
+ */
+static WaitEventSet *Set = NULL;
+static int	SetPos[MAX_SOCKETS];
+static bool SetStale = true;
 
 static int	SocketCallback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp);
 static int	TimerCallback(CURLM *multi, long timeout_ms, void *userp);
@@ -96,6 +108,11 @@ EnsureMulti(void)
 void
 HttpShutdown(void)
 {
+	if (Set != NULL)
+	{
+		FreeWaitEventSet(Set);
+		Set = NULL;
+	}
 	if (Multi != NULL)
 	{
 		curl_multi_cleanup(Multi);
@@ -116,7 +133,11 @@ SocketCallback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socket
 	if (what == CURL_POLL_REMOVE)
 	{
 		if (i < NSockets)
+		{
 			Sockets[i] = Sockets[--NSockets];
+			SetPos[i] = SetPos[NSockets];
+			SetStale = true;	/* (libcurl may close the socket next) */
+		}
 		return 0;
 	}
 	if (i == NSockets)
@@ -124,17 +145,37 @@ SocketCallback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socket
 		if (NSockets == MAX_SOCKETS)
 			return -1;			/* libcurl fails that transfer */
 		NSockets++;
+		SetStale = true;
+	}
+	else if (Sockets[i].what != what && !SetStale)
+	{
+		/* same socket, other direction(s): change its event in place */
+		uint32		ev = 0;
+
+		if (what & CURL_POLL_IN)
+			ev |= WL_SOCKET_READABLE;
+		if (what & CURL_POLL_OUT)
+			ev |= WL_SOCKET_WRITEABLE;
+		if (ev == 0 || SetPos[i] < 0)
+			SetStale = true;	/* not in the set, or to be taken out */
+		else
+			ModifyWaitEvent(Set, SetPos[i], ev, NULL);
 	}
 	Sockets[i].fd = fd;
 	Sockets[i].what = what;
 	return 0;
 }
 
-/* TimerCallback: libcurl's next timeout */
+/*
+ * TimerCallback
+ *		libcurl's next timeout, relative to now: kept as a deadline, which
+ *		fires once (libcurl calls again when it wants another).
+ */
 static int
 TimerCallback(CURLM *multi, long timeout_ms, void *userp)
 {
-	TimerMs = timeout_ms;
+	TimerAt = (timeout_ms < 0) ? 0
+		: TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	return 0;
 }
 
@@ -472,6 +513,33 @@ CollectDone(HttpRequest ***done, int *ndone, int *cap)
 }
 
 /*
+ * BuildSet
+ *		(Re)builds the wait set: latch, postmaster death, libcurl's sockets.
+ */
+static void
+BuildSet(void)
+{
+	int			i;
+
+	if (Set != NULL)
+		FreeWaitEventSet(Set);
+	Set = CreateWaitEventSet(TopMemoryContext, MAX_SOCKETS + 2);
+	AddWaitEventToSet(Set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(Set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (i = 0; i < NSockets; i++)
+	{
+		uint32		ev = 0;
+
+		if (Sockets[i].what & CURL_POLL_IN)
+			ev |= WL_SOCKET_READABLE;
+		if (Sockets[i].what & CURL_POLL_OUT)
+			ev |= WL_SOCKET_WRITEABLE;
+		SetPos[i] = (ev != 0) ? AddWaitEventToSet(Set, ev, Sockets[i].fd, NULL, NULL) : -1;
+	}
+	SetStale = false;
+}
+
+/*
  * HttpWait
  *		Waits for the latch, the sockets of the requests in flight, libcurl's
  *		timer or timeout_ms, whichever comes first, then lets libcurl make
@@ -483,7 +551,6 @@ bool
 HttpWait(long timeout_ms, HttpRequest ***done, int *ndone)
 {
 	bool		latch_set = false;
-	WaitEventSet *set;
 	WaitEvent	events[64];
 	int			nevents;
 	int			i;
@@ -492,25 +559,18 @@ HttpWait(long timeout_ms, HttpRequest ***done, int *ndone)
 	long		timeout = timeout_ms;
 
 	EnsureMulti();
-	if (TimerMs >= 0 && (timeout < 0 || TimerMs < timeout))
-		timeout = TimerMs;
-
-	set = CreateWaitEventSet(CurrentMemoryContext, NSockets + 2);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (i = 0; i < NSockets; i++)
+	if (TimerAt != 0)
 	{
-		uint32		ev = 0;
+		TimestampTz now = GetCurrentTimestamp();
+		long		left = (TimerAt <= now) ? 0 : (long) ((TimerAt - now + 999) / 1000);
 
-		if (Sockets[i].what & CURL_POLL_IN)
-			ev |= WL_SOCKET_READABLE;
-		if (Sockets[i].what & CURL_POLL_OUT)
-			ev |= WL_SOCKET_WRITEABLE;
-		if (ev != 0)
-			AddWaitEventToSet(set, ev, Sockets[i].fd, NULL, NULL);
+		if (timeout < 0 || left < timeout)
+			timeout = left;
 	}
-	nevents = WaitEventSetWait(set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
-	FreeWaitEventSet(set);
+
+	if (SetStale || Set == NULL)
+		BuildSet();
+	nevents = WaitEventSetWait(Set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
 
 	for (i = 0; i < nevents; i++)
 	{
@@ -530,8 +590,17 @@ HttpWait(long timeout_ms, HttpRequest ***done, int *ndone)
 			curl_multi_socket_action(Multi, events[i].fd, mask, &running);
 		}
 	}
-	/* timeouts (and transfers that need a kick after being added) */
-	curl_multi_socket_action(Multi, CURL_SOCKET_TIMEOUT, 0, &running);
+
+	/*
+	 * Timeouts, and transfers that need a kick after being added (libcurl
+	 * sets a timer of 0 for them).  A deadline that has passed is spent: a
+	 * new one comes from this call if libcurl wants one.
+	 */
+	if (TimerAt != 0 && TimerAt <= GetCurrentTimestamp())
+	{
+		TimerAt = 0;
+		curl_multi_socket_action(Multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	}
 	CollectDone(done, ndone, &cap);
 	return latch_set;
 }

@@ -12,10 +12,19 @@
  *
  * A sync worker connects to its database and loops:
  *
- *	wait (latch | sockets of requests in flight | next due time)
- *	record the outcomes of finished requests      (one transaction)
- *	claim the jobs that may start, and start them (one transaction, committed
- *												   before any request is sent)
+ *	wait (latch | sockets of requests in flight | next due time), and take
+ *	every request finished by then, so that one transaction covers many
+ *	queue stock pushes and order pulls, when something calls for it
+ *	record the outcomes of finished requests, and claim the jobs that may
+ *	start now                                      (one transaction, committed
+ *	                                                before any request is sent)
+ *	send the claimed requests
+ *
+ * The claim runs only when it may find something: a commit woke us, requests
+ * finished (room, retries, next steps), a push cycle ran, or a job's
+ * not_before, a token or a rate limit is due; and at least every naptime.
+ * Next to outcomes it runs in a subtransaction, so that its failure does not
+ * take the outcomes with it.
  *
  * Each transaction runs under PG_TRY: an error (e.g. DROP EXTENSION while a
  * request is in flight) is logged, the transaction is rolled back, and the
@@ -60,6 +69,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
@@ -290,6 +300,7 @@ static bool HousekeepingMore = false;	/* a batch was full: again soon */
 static TimestampTz NextConfigLoad = 0;
 static bool ConfigMaybeChanged = false;	/* woken by a commit since the last load */
 static TimestampTz PushDue = 0;	/* next push cycle; DT_NOEND = when woken */
+static TimestampTz ClaimDue = 0;	/* next claim without another reason */
 static SPIPlanPtr GroupsPlan = NULL;
 static SPIPlanPtr ClaimPlan = NULL;
 static SPIPlanPtr OutcomesPlan = NULL;
@@ -303,10 +314,13 @@ static void CheckExtension(void *arg);
 static void StartupTasks(void);
 static void RecordOutcomes(void *arg);
 static void ClaimAndStart(void *arg);
+static void OutcomesAndClaim(void *arg);
+static void ClaimInSubtransaction(void *arg);
+static bool IsConnectorJob(HttpRequest *req);
 static void Housekeeping(void *arg);
 static double BackoffSeconds(int attempt);
 static void PushCycle(void *arg);
-static SPIPlanPtr KeepPlan(const char *sql, int nargs, Oid *argtypes);
+static SPIPlanPtr KeepPlan(const char *sql, int nargs, Oid *argtypes, int options);
 
 typedef struct Outcomes
 {
@@ -320,6 +334,17 @@ typedef struct ClaimResult
 	TimestampTz next_due;		/* 0 = nothing pending */
 	int			started;
 } ClaimResult;
+
+/* one outcome-and-claim transaction */
+typedef struct LoopStep
+{
+	Outcomes	outcomes;		/* ndone = 0: none to record */
+	bool		claim;			/* claim too */
+	ClaimResult result;
+	bool		outcomes_recorded;	/* progress, for the caller after an error */
+	bool		claim_tried;
+	bool		claim_failed;	/* the claim's subtransaction was rolled back */
+} LoopStep;
 
 /* WorkerExit: withdraw the latch and release libcurl */
 static void
@@ -459,12 +484,13 @@ StartupTasks(void)
  * KeepPlan
  *		Prepares a statement once for the life of the worker.  Plans follow
  *		DROP/CREATE EXTENSION: the plan cache re-plans them when the tables
- *		they use change.
+ *		they use change.  options: CURSOR_OPT_* (0 = the plan cache chooses
+ *		between custom and generic plans).
  */
 static SPIPlanPtr
-KeepPlan(const char *sql, int nargs, Oid *argtypes)
+KeepPlan(const char *sql, int nargs, Oid *argtypes, int options)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, options);
 
 	if (plan == NULL)
 		elog(ERROR, "could not prepare a worker statement: %s", SPI_result_code_string(SPI_result));
@@ -674,7 +700,7 @@ RecordOutcomes(void *arg)
 								"                            WHEN (SELECT c.circuit FROM ch c WHERE c.channel_id = s.channel_id) IS NOT NULL "
 								"                            THEN NULL ELSE s.circuit_opened_at END, "
 								"   consecutive_failures = excluded.consecutive_failures",
-								16, argtypes);
+								16, argtypes, 0);
 	ret = SPI_execute_plan(OutcomesPlan, values, NULL, false, 0);
 	if (ret < 0)
 		elog(ERROR, "could not record request outcomes: %s", SPI_result_code_string(ret));
@@ -738,7 +764,7 @@ ClaimAndStart(void *arg)
 							  "     ORDER BY j.not_before LIMIT 1) f "
 							  " WHERE NOT EXISTS (SELECT 1 FROM omnichan.channel_state s "
 							  "                    WHERE s.channel_id = g.ch AND s.paused)",
-							  1, (Oid[]) {TIMESTAMPTZOID});
+							  1, (Oid[]) {TIMESTAMPTZOID}, 0);
 	values[0] = TimestampTzGetDatum(now);
 	ret = SPI_execute_plan(GroupsPlan, values, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -814,6 +840,13 @@ ClaimAndStart(void *arg)
 	values[2] = PointerGetDatum(construct_md_array(glim, NULL, 1, dims, lbs, INT4OID, 4, true, TYPALIGN_INT));
 	values[3] = TimestampTzGetDatum(now);
 	values[4] = PointerGetDatum(construct_md_array(gready, NULL, 1, dims, lbs, BOOLOID, 1, true, TYPALIGN_CHAR));
+	/*
+	 * A generic plan: its shape does not depend on the values (one index
+	 * scan of job_queue_group_idx per group, LIMIT n, then the job's
+	 * primary key), and the custom plans the plan cache would otherwise keep
+	 * choosing (they know the arrays' lengths) cost a planning of this
+	 * statement per claim, about half a millisecond.
+	 */
 	if (ClaimPlan == NULL)
 		ClaimPlan = KeepPlan("WITH lim AS ("
 							 "  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), "
@@ -834,7 +867,8 @@ ClaimAndStart(void *arg)
 							 "RETURNING j.id, COALESCE(j.channel_id, 0), j.operation, j.method, j.url, "
 							 "          ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(j.headers) h), "
 							 "          j.body, j.attempts, j.max_attempts, j.payload::text",
-							 5, (Oid[]) {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID, BOOLARRAYOID});
+							 5, (Oid[]) {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID, BOOLARRAYOID},
+							 CURSOR_OPT_GENERIC_PLAN);
 	ret = SPI_execute_plan(ClaimPlan, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not claim jobs: %s", SPI_result_code_string(ret));
@@ -879,6 +913,94 @@ ClaimAndStart(void *arg)
 		Inflight[NInflight++] = req;
 		result->started++;
 	}
+}
+
+/*
+ * OutcomesAndClaim
+ *		Records the outcomes of finished requests, then claims the jobs that
+ *		may start (the caller commits both, then sends): one transaction
+ *		instead of two in the common case where requests finish while others
+ *		wait in the queue.  The claim sees the outcomes (room in the channels,
+ *		next steps queued by the connectors).
+ */
+static void
+OutcomesAndClaim(void *arg)
+{
+	LoopStep   *step = (LoopStep *) arg;
+
+	if (step->outcomes.ndone > 0)
+	{
+		RecordOutcomes(&step->outcomes);
+		step->outcomes_recorded = true;
+	}
+	if (step->claim)
+	{
+		step->claim_tried = true;
+		if (step->outcomes.ndone > 0)
+			ClaimInSubtransaction(step);
+		else
+			ClaimAndStart(&step->result);
+	}
+}
+
+/*
+ * ClaimInSubtransaction
+ *		ClaimAndStart in a subtransaction of the outcome transaction: when it
+ *		fails, it is logged and rolled back, the requests it prepared are
+ *		forgotten, and the outcomes are still committed.
+ */
+static void
+ClaimInSubtransaction(void *arg)
+{
+	LoopStep   *step = (LoopStep *) arg;
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	int			before = NInflight;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		ClaimAndStart(&step->result);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		int			i;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(LOG,
+				(errmsg("omnichan worker: claiming requests failed: %s", edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+		FreeErrorData(edata);
+		for (i = before; i < NInflight; i++)
+			HttpFree(Inflight[i]);
+		NInflight = before;
+		step->result.started = 0;
+		step->claim_failed = true;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * IsConnectorJob
+ *		A job built by a connector (a push, a pull step, a token request), as
+ *		opposed to a plain omnichan.http_enqueue request: only those can make
+ *		a push cycle necessary when they finish.
+ */
+static bool
+IsConnectorJob(HttpRequest *req)
+{
+	return req->channel_id != 0 &&
+		(req->payload != NULL || strncmp(req->operation, "auth", 4) == 0);
 }
 
 /*
@@ -970,14 +1092,27 @@ omnichan_worker_main(Datum arg)
 	for (;;)
 	{
 		TimestampTz now;
-		ClaimResult claim = {0, 0};
+		LoopStep	step;
+		HttpRequest **refused;
+		int			nrefused = 0;
+		int			before;
 		int			i;
 
 		MemoryContextSwitchTo(loop_cxt);
+		memset(&step, 0, sizeof(step));
 		ndone = 0;
 		done = NULL;
 		pgstat_report_activity(STATE_IDLE, NULL);
 		woken = HttpWait(timeout, &done, &ndone);
+
+		/*
+		 * Some requests finished while others are in flight: collect, without
+		 * waiting, those that finished meanwhile too, so that one transaction
+		 * records them all.  (Waiting a millisecond for more was measured:
+		 * fewer transactions, but less throughput, fast or slow answers.)
+		 */
+		if (ndone > 0 && !woken && NInflight > ndone)
+			woken = HttpWait(0, &done, &ndone);
 		if (woken)
 			ConfigMaybeChanged = true;
 		CHECK_FOR_INTERRUPTS();
@@ -985,16 +1120,18 @@ omnichan_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			ClaimDue = 0;		/* http_max_inflight may have changed */
 		}
 
-		/* finished requests: record (even if that fails, free them) */
+		/* finished requests: out of the in-flight list, flow control */
 		if (ndone > 0)
 		{
-			Outcomes	o = {done, palloc(sizeof(ThrottleReport) * ndone), ndone};
-
 			now = GetCurrentTimestamp();
+			step.outcomes.done = done;
+			step.outcomes.reports = palloc(sizeof(ThrottleReport) * ndone);
+			step.outcomes.ndone = ndone;
 			for (i = 0; i < ndone; i++)
-				ThrottleFinish(done[i], now, &o.reports[i]);
+				ThrottleFinish(done[i], now, &step.outcomes.reports[i]);
 			for (i = 0; i < NInflight; i++)
 			{
 				int			k;
@@ -1006,25 +1143,13 @@ omnichan_worker_main(Datum arg)
 						break;
 					}
 			}
-			if (ExtensionReady &&
-				!RunInTransaction(RecordOutcomes, &o, "recording request outcomes"))
-				PushDue = 0;
-
-			/*
-			 * A finished connector job may leave listings to push again (a
-			 * target changed while it was in flight, a full resync to go
-			 * on), unless its channel still has a deep enough queue.
-			 */
-			for (i = 0; i < ndone; i++)
-			{
-				if (done[i]->channel_id != 0 && SyncPushWanted(done[i]->channel_id))
-					PushDue = 0;
-				HttpFree(done[i]);
-			}
 		}
 
 		if (!ExtensionReady)
+		{
 			RunInTransaction(CheckExtension, NULL, "checking for the omnichan extension");
+			ClaimDue = 0;
+		}
 
 		now = GetCurrentTimestamp();
 		if (ExtensionReady && now >= NextHousekeeping)
@@ -1049,8 +1174,9 @@ omnichan_worker_main(Datum arg)
 
 		/*
 		 * The push cycle runs when something may have changed: a commit woke
-		 * us (stock, listings, channels), a connector job finished, or a
-		 * channel's push is due — not after every batch of plain requests.
+		 * us (stock, listings, channels), a connector job finished (in the
+		 * previous loop), or a channel's push is due — not after every batch
+		 * of plain requests.  The jobs it queues are claimed just below.
 		 */
 		if (woken)
 			PushDue = 0;
@@ -1062,47 +1188,95 @@ omnichan_worker_main(Datum arg)
 				PushDue = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
 			else
 				PushDue = (next_push != 0) ? next_push : DT_NOEND;
+			ClaimDue = 0;
 		}
 
-		if (ExtensionReady)
+		/*
+		 * Outcomes and claim, in one transaction.  Without outcomes to record
+		 * the claim runs only when it may find something (see the header),
+		 * and never when no request could start.
+		 */
+		step.claim = ExtensionReady && NInflight < omnichan_http_max_inflight &&
+			(woken || ndone > 0 || GetCurrentTimestamp() >= ClaimDue);
+		before = NInflight;
+		if (ExtensionReady && (ndone > 0 || step.claim) &&
+			!RunInTransaction(OutcomesAndClaim, &step,
+							  ndone > 0 ? "recording request outcomes and claiming requests"
+							  : "claiming requests"))
 		{
-			int			before = NInflight;
-
-			if (!RunInTransaction(ClaimAndStart, &claim, "claiming requests"))
-			{
-				/* nothing was committed: forget what was prepared */
-				for (i = before; i < NInflight; i++)
-					HttpFree(Inflight[i]);
-				NInflight = before;
+			/* nothing was committed: forget what was prepared */
+			for (i = before; i < NInflight; i++)
+				HttpFree(Inflight[i]);
+			NInflight = before;
+			step.result.started = 0;
+			if (ndone > 0)
+				PushDue = 0;
+			if (step.claim_tried)
 				ExtensionReady = false;
-			}
-			else
+			else if (step.claim)
 			{
-				/* the claim is committed: now send */
-				for (i = before; i < NInflight; i++)
+				/* the outcomes failed: the claim on its own, as it was */
+				memset(&step.result, 0, sizeof(step.result));
+				if (!RunInTransaction(ClaimAndStart, &step.result, "claiming requests"))
 				{
-					HttpRequest *req = Inflight[i];
-
-					if (!SyncPrepare(req) || !HttpStart(req))
-					{
-						/* refused before sending (e.g. plain http): record it now */
-						ThrottleReport report;
-						Outcomes	o = {&req, &report, 1};
-
-						ThrottleFinish(req, GetCurrentTimestamp(), &report);
-						RunInTransaction(RecordOutcomes, &o, "recording request outcomes");
-						HttpFree(req);
-						Inflight[i] = NULL;
-					}
+					for (i = before; i < NInflight; i++)
+						HttpFree(Inflight[i]);
+					NInflight = before;
+					step.result.started = 0;
+					ExtensionReady = false;
 				}
-				for (i = before; i < NInflight; i++)
-					if (Inflight[i] == NULL)
-						Inflight[i--] = Inflight[--NInflight];
-				if (claim.started > 0)
-					pgstat_report_activity(STATE_RUNNING,
-										   psprintf("sending %d request(s), %d in flight",
-													claim.started, NInflight));
 			}
+		}
+		if (step.claim_failed)
+			ExtensionReady = false;
+		if (step.claim)
+			ClaimDue = (step.result.next_due != 0) ? step.result.next_due
+				: TimestampTzPlusMilliseconds(GetCurrentTimestamp(), omnichan_naptime);
+
+		/* the claim is committed: now send */
+		refused = palloc(sizeof(HttpRequest *) * Max(NInflight - before, 1));
+		for (i = before; i < NInflight; i++)
+		{
+			HttpRequest *req = Inflight[i];
+
+			if (!SyncPrepare(req) || !HttpStart(req))
+			{
+				/* refused before sending (e.g. plain http): recorded below */
+				refused[nrefused++] = req;
+				Inflight[i] = NULL;
+			}
+		}
+		for (i = before; i < NInflight; i++)
+			if (Inflight[i] == NULL)
+				Inflight[i--] = Inflight[--NInflight];
+		if (nrefused > 0)
+		{
+			Outcomes	o = {refused, palloc(sizeof(ThrottleReport) * nrefused), nrefused};
+
+			now = GetCurrentTimestamp();
+			for (i = 0; i < nrefused; i++)
+				ThrottleFinish(refused[i], now, &o.reports[i]);
+			RunInTransaction(RecordOutcomes, &o, "recording request outcomes");
+			for (i = 0; i < nrefused; i++)
+				HttpFree(refused[i]);
+			ClaimDue = 0;		/* their room is free again */
+		}
+		if (step.result.started > 0)
+			pgstat_report_activity(STATE_RUNNING,
+								   psprintf("sending %d request(s), %d in flight",
+											step.result.started, NInflight));
+
+		/*
+		 * A finished connector job may leave listings to push again (a
+		 * target changed while it was in flight, a full resync to go on),
+		 * unless its channel still has a deep enough queue: the next loop
+		 * runs a push cycle at once.
+		 */
+		for (i = 0; i < ndone; i++)
+		{
+			if (IsConnectorJob(done[i]) && SyncPushWanted(done[i]->channel_id))
+				PushDue = 0;
+			HttpFree(done[i]);
 		}
 
 		/*
@@ -1122,31 +1296,26 @@ omnichan_worker_main(Datum arg)
 		timeout = omnichan_naptime;
 		if (!ExtensionReady)
 			timeout = Min(timeout, 5000);
-		else if (claim.next_due != 0)
+		else
 		{
 			long		secs;
 			int			usecs;
 
-			TimestampDifference(GetCurrentTimestamp(), claim.next_due, &secs, &usecs);
+			now = GetCurrentTimestamp();
+			if (NInflight < omnichan_http_max_inflight)
+			{
+				TimestampDifference(now, ClaimDue, &secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
+			}
+			if (PushDue != DT_NOEND)
+			{
+				TimestampDifference(now, PushDue, &secs, &usecs);
+				timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
+			}
+			TimestampDifference(now, NextHousekeeping, &secs, &usecs);
 			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
 		}
-		if (ExtensionReady && PushDue != DT_NOEND)
-		{
-			long		secs;
-			int			usecs;
-
-			TimestampDifference(GetCurrentTimestamp(), PushDue, &secs, &usecs);
-			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
-		}
-		if (ExtensionReady)
-		{
-			long		secs;
-			int			usecs;
-
-			TimestampDifference(GetCurrentTimestamp(), NextHousekeeping, &secs, &usecs);
-			timeout = Min(timeout, secs * 1000 + (usecs + 999) / 1000);
-		}
-		if (claim.started > 0 || (ExtensionReady && PullMaterializeDue))
+		if (step.result.started > 0 || (ExtensionReady && PullMaterializeDue))
 			timeout = 0;		/* let libcurl start them right away; more orders */
 		MemoryContextReset(loop_cxt);
 	}
