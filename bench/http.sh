@@ -289,9 +289,10 @@ LONG_T0=$(date +%s.%N)
 while kill -0 "$LONGPID" 2>/dev/null; do
 	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$WPID/status" 2>/dev/null || echo 0)
 	anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$WPID/status" 2>/dev/null || echo 0)
-	socks=$(find "/proc/$WPID/fd" -lname 'socket:*' 2>/dev/null | wc -l)
+	# (|| true: find fails when a socket closes mid-walk, and set -e -o pipefail would end the run)
+	socks=$(find "/proc/$WPID/fd" -lname 'socket:*' 2>/dev/null | wc -l || true)
 	perport=$(ss -Htn state established 2>/dev/null | awk -v a="127.0.0.1:$P1" -v b="127.0.0.1:$P2" -v c="127.0.0.1:$P3" \
-		'$4 ~ /^127\.0\.0\.1:/ && ($4 == a || $4 == b || $4 == c) {n[$4]++} END {printf "%d %d %d", n[a], n[b], n[c]}')
+		'$4 ~ /^127\.0\.0\.1:/ && ($4 == a || $4 == b || $4 == c) {n[$4]++} END {printf "%d %d %d", n[a], n[b], n[c]}' || true)
 	echo "$(date +%s.%N) $rss $anon $socks $perport" >>"$SAMPLES"
 	sleep 0.5
 done
