@@ -3250,25 +3250,24 @@ $$;
 -- currency; a price-included tax is what the base holds beyond base / (1 +
 -- rate), a price-excluded one is base x rate rounded.
 CREATE FUNCTION omnichan._line_amounts(p_price_unit numeric, p_qty numeric, p_tax_rate numeric,
-                                       p_price_include boolean, p_rounding numeric,
-                                       OUT price_subtotal numeric, OUT price_tax numeric, OUT price_total numeric)
-LANGUAGE plpgsql IMMUTABLE
+                                       p_price_include boolean, p_rounding numeric)
+RETURNS TABLE (price_subtotal numeric, price_tax numeric, price_total numeric)
+LANGUAGE sql IMMUTABLE
 AS $$
-DECLARE
-    base numeric := omnichan._cround(p_price_unit * p_qty, p_rounding);
-BEGIN
-    IF p_tax_rate IS NULL THEN
-        price_subtotal := base;
-        price_tax := 0;
-    ELSIF p_price_include THEN
-        price_subtotal := omnichan._cround(base / (1 + p_tax_rate / 100), p_rounding);
-        price_tax := base - price_subtotal;
-    ELSE
-        price_subtotal := base;
-        price_tax := omnichan._cround(base * p_tax_rate / 100, p_rounding);
-    END IF;
-    price_total := price_subtotal + price_tax;
-END
+    -- (SQL returning a set: inlined into the statements that call it)
+    SELECT x.sub, x.tax, x.sub OPERATOR(pg_catalog.+) x.tax
+      FROM (SELECT CASE WHEN p_tax_rate IS NULL THEN a.base
+                        WHEN p_price_include THEN a.incl
+                        ELSE a.base END AS sub,
+                   CASE WHEN p_tax_rate IS NULL THEN 0::numeric
+                        WHEN p_price_include THEN a.base OPERATOR(pg_catalog.-) a.incl
+                        ELSE omnichan._cround((a.base OPERATOR(pg_catalog.*) p_tax_rate) OPERATOR(pg_catalog./) 100,
+                                              p_rounding) END AS tax
+              FROM (SELECT b.base,
+                           omnichan._cround(b.base OPERATOR(pg_catalog./)
+                                            (1 OPERATOR(pg_catalog.+) (p_tax_rate OPERATOR(pg_catalog./) 100)),
+                                            p_rounding) AS incl
+                      FROM (SELECT omnichan._cround(p_price_unit OPERATOR(pg_catalog.*) p_qty, p_rounding) AS base) b) a) x
 $$;
 
 -- Digits of one of Odoo's decimal precisions (decimal_precision, when the
@@ -3298,12 +3297,12 @@ AS $$
      WHERE module = split_part(p_xmlid, '.', 1) AND name = split_part(p_xmlid, '.', 2)
 $$;
 
--- Next name of an Odoo sequence by code for a company, as
--- ir.sequence.next_by_code does: the company's sequence first, then a shared
--- one; "standard" sequences use their PostgreSQL sequence ir_sequence_NNN,
--- "no_gap" ones the row's number_next.
-CREATE FUNCTION omnichan._odoo_sequence_next(p_code text, p_company_id int)
-RETURNS text
+-- The next p_count names of an Odoo sequence by code for a company, as
+-- ir.sequence.next_by_code gives them one by one: the company's sequence
+-- first, then a shared one; "standard" sequences use their PostgreSQL
+-- sequence ir_sequence_NNN, "no_gap" ones the row's number_next.
+CREATE FUNCTION omnichan._odoo_sequence_next_n(p_code text, p_company_id int, p_count int)
+RETURNS text[]
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -3314,6 +3313,9 @@ DECLARE
     fix text;
     parts text[];
 BEGIN
+    IF p_count IS NULL OR p_count < 1 THEN
+        RETURN '{}';
+    END IF;
     SELECT * INTO q FROM public.ir_sequence
      WHERE code = p_code AND active AND (company_id = p_company_id OR company_id IS NULL)
      ORDER BY company_id NULLS LAST, id
@@ -3326,12 +3328,6 @@ BEGIN
         RAISE EXCEPTION 'the "%" sequence (ir_sequence %) uses date ranges, which omnichan does not support', p_code, q.id
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'Switch off "Use subsequences per date_range" on the sequence, or use the channel setting order_naming "prefix".';
-    END IF;
-    IF q.implementation = 'no_gap' THEN
-        UPDATE public.ir_sequence SET number_next = number_next + number_increment
-         WHERE id = q.id RETURNING number_next - number_increment INTO n;
-    ELSE
-        n := nextval(format('public.ir_sequence_%s', lpad(q.id::text, GREATEST(3, length(q.id::text)), '0'))::regclass);
     END IF;
     parts := ARRAY[COALESCE(q.prefix, ''), COALESCE(q.suffix, '')];
     FOR i IN 1 .. 2 LOOP
@@ -3348,7 +3344,48 @@ BEGIN
         END IF;
         parts[i] := fix;
     END LOOP;
-    RETURN parts[1] || lpad(n::text, GREATEST(q.padding, length(n::text)), '0') || parts[2];
+    IF q.implementation = 'no_gap' THEN
+        UPDATE public.ir_sequence SET number_next = number_next + number_increment * p_count
+         WHERE id = q.id RETURNING number_next - number_increment * p_count INTO n;
+        RETURN ARRAY(SELECT parts[1] || lpad(v::text, GREATEST(q.padding, length(v::text)), '0') || parts[2]
+                       FROM generate_series(0, p_count - 1) k, LATERAL (SELECT n + k * q.number_increment AS v) x
+                      ORDER BY k);
+    END IF;
+    RETURN ARRAY(SELECT parts[1] || lpad(v::text, GREATEST(q.padding, length(v::text)), '0') || parts[2]
+                   FROM (SELECT k, nextval(format('public.ir_sequence_%s',
+                                                  lpad(q.id::text, GREATEST(3, length(q.id::text)), '0'))::regclass) AS v
+                           FROM generate_series(1, p_count) k) x
+                  ORDER BY k);
+END
+$$;
+
+-- Next name of an Odoo sequence by code for a company (ir.sequence.next_by_code).
+CREATE FUNCTION omnichan._odoo_sequence_next(p_code text, p_company_id int)
+RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (omnichan._odoo_sequence_next_n(p_code, p_company_id, 1))[1]
+$$;
+
+-- The res_country_state of a state given by code or name in a country
+-- (NULL when not found, or when Odoo's table is not there).
+CREATE FUNCTION omnichan._country_state(p_country_id int, p_state text)
+RETURNS int
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st int;
+BEGIN
+    IF p_country_id IS NULL OR p_state IS NULL OR to_regclass('public.res_country_state') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    -- (planned at its first run only: never without the table)
+    SELECT s.id INTO st FROM public.res_country_state s
+     WHERE s.country_id = p_country_id AND (upper(s.code) = upper(p_state) OR lower(s.name::text) = lower(p_state))
+     ORDER BY s.id LIMIT 1;
+    RETURN st;
 END
 $$;
 
@@ -3375,12 +3412,7 @@ BEGIN
             RAISE EXCEPTION 'country "%" is unknown to Odoo', p_country
                 USING ERRCODE = 'invalid_parameter_value', HINT = 'Countries are the res_country rows, by code.';
         END IF;
-        IF p_state IS NOT NULL AND to_regclass('public.res_country_state') IS NOT NULL THEN
-            -- (planned at its first run only: never without the table)
-            SELECT s.id INTO st FROM public.res_country_state s
-             WHERE s.country_id = country AND (upper(s.code) = upper(p_state) OR lower(s.name::text) = lower(p_state))
-             ORDER BY s.id LIMIT 1;
-        END IF;
+        st := omnichan._country_state(country, p_state);
     END IF;
     IF p_parent_id IS NOT NULL THEN
         SELECT * INTO parent FROM public.res_partner WHERE id = p_parent_id;
@@ -3542,6 +3574,444 @@ BEGIN
 END
 $$;
 
+-- Who sells the orders of a channel (its company, its order settings): the
+-- channel's salesperson, else the administrator; that user's language and
+-- sales team (else the company's first team).
+CREATE FUNCTION omnichan._order_context(p_company_id int, p_settings jsonb,
+                                        OUT uid int, OUT lang text, OUT team int)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    uid := COALESCE((p_settings ->> 'salesperson_id')::int, omnichan._odoo_xmlid('base.user_admin'),
+                    (SELECT min(u.id) FROM public.res_users u WHERE u.active AND NOT COALESCE(u.share, false)));
+    SELECT COALESCE(p.lang, 'en_US') INTO lang
+      FROM public.res_users u JOIN public.res_partner p ON p.id = u.partner_id WHERE u.id = uid;
+    lang := COALESCE(lang, 'en_US');
+    SELECT COALESCE(
+        (SELECT u.sale_team_id FROM public.res_users u JOIN public.crm_team t ON t.id = u.sale_team_id
+          WHERE u.id = uid AND COALESCE(t.active, true) AND (t.company_id IS NULL OR t.company_id = p_company_id)),
+        (SELECT t.id FROM public.crm_team t
+          WHERE COALESCE(t.active, true) AND (t.company_id IS NULL OR t.company_id = p_company_id)
+          ORDER BY t.sequence, t.id LIMIT 1)) INTO team;
+END
+$$;
+
+-- Materialize the received orders p_ids (locked by the caller, oldest
+-- first) of one channel set-based: one statement per table for the whole
+-- batch, the same rows and events as materialize_orders writes order by
+-- order.  Only the orders every check of materialize_orders would pass
+-- are taken (lines linked to active products of the company, the charge
+-- products set, the company currency, an active warehouse, known
+-- countries, a buyer id or e-mail shared with no other buyer of the
+-- batch); the others, and all of them when anything here fails, are left
+-- to the order-by-order path, which holds a failing order with its error.
+-- Returns the ids materialized.
+CREATE FUNCTION omnichan._materialize_set(p_channel_id int, p_ids bigint[])
+RETURNS bigint[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c omnichan.channel;
+    s jsonb;
+    comp public.res_company;
+    cur public.res_currency;
+    tax public.account_tax;
+    tax_rate numeric;
+    ctx record;
+    tag int;
+    price_digits int := omnichan._odoo_digits('Product Price', 2);
+    sol_seq regclass := pg_get_serial_sequence('public.sale_order_line', 'id');
+    so_seq regclass := pg_get_serial_sequence('public.sale_order', 'id');
+    partner_seq regclass := pg_get_serial_sequence('public.res_partner', 'id');
+    now_utc timestamp := now() AT TIME ZONE 'UTC';
+    ids bigint[];
+    partners int[];
+    ships int[];
+    invs int[];
+    so_ids int[];
+    names text[];
+    code text;
+BEGIN
+    IF cardinality(p_ids) IS NULL OR cardinality(p_ids) < 2 THEN
+        RETURN '{}';            -- one order: the order-by-order path is as fast
+    END IF;
+    SELECT * INTO c FROM omnichan.channel WHERE id = p_channel_id;
+    IF NOT FOUND THEN
+        RETURN '{}';
+    END IF;
+    s := omnichan._order_settings(c.id);
+    SELECT * INTO comp FROM public.res_company WHERE id = c.company_id;
+    SELECT * INTO cur FROM public.res_currency WHERE id = comp.currency_id;
+    IF comp.id IS NULL OR cur.id IS NULL
+       OR COALESCE(comp.tax_calculation_rounding_method, 'round_per_line') <> 'round_per_line' THEN
+        RETURN '{}';
+    END IF;
+    IF s ? 'tax_id' THEN
+        SELECT * INTO tax FROM public.account_tax t WHERE t.id = (s ->> 'tax_id')::int;
+        IF NOT FOUND OR tax.amount_type <> 'percent' OR NOT COALESCE(tax.active, false)
+           OR tax.company_id <> c.company_id THEN
+            RETURN '{}';
+        END IF;
+        tax_rate := tax.amount;
+    END IF;
+
+    -- the products of the lines, from the channel's listings (as each
+    -- order does first)
+    UPDATE omnichan.order_inbox_line il SET product_id = li.product_id
+      FROM omnichan.listing li
+     WHERE il.inbox_id = ANY (p_ids) AND li.channel_id = c.id AND li.sku = il.channel_sku
+       AND il.product_id IS DISTINCT FROM li.product_id;
+
+    -- the orders every check passes, oldest first
+    WITH o AS (
+        SELECT i.id, i.received_at, COALESCE('b:' || i.buyer_id, 'e:' || lower(i.buyer_email)) AS buyer_key,
+               lower(i.buyer_email) AS email
+          FROM omnichan.order_inbox i
+         WHERE i.id = ANY (p_ids) AND i.channel_id = c.id AND i.state = 'received' AND i.sale_order_id IS NULL
+           AND (i.buyer_id IS NOT NULL OR i.buyer_email IS NOT NULL)
+           AND (i.currency IS NULL OR i.currency = cur.name)
+           AND EXISTS (SELECT 1 FROM public.stock_warehouse w
+                        WHERE w.id = COALESCE(i.warehouse_id, c.default_warehouse_id) AND w.active
+                          AND w.company_id = c.company_id)
+           AND (i.ship_country IS NULL OR EXISTS (SELECT 1 FROM public.res_country rc WHERE rc.code = i.ship_country))
+           AND (i.bill_country IS NULL OR EXISTS (SELECT 1 FROM public.res_country rc WHERE rc.code = i.bill_country))
+           AND NOT EXISTS (
+               SELECT 1
+                 FROM (SELECT il.product_id FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id
+                       UNION ALL
+                       SELECT (s ->> 'shipping_product_id')::int WHERE COALESCE(i.shipping_total, 0) > 0
+                       UNION ALL
+                       SELECT (s ->> 'giftwrap_product_id')::int WHERE COALESCE(i.giftwrap_total, 0) > 0
+                       UNION ALL
+                       SELECT (s ->> 'discount_product_id')::int
+                        WHERE COALESCE(i.discount_total,
+                                       (SELECT sum(d.discount) FROM omnichan.order_inbox_line d WHERE d.inbox_id = i.id),
+                                       0) > 0) q
+                WHERE q.product_id IS NULL
+                   OR NOT EXISTS (SELECT 1 FROM public.product_product p
+                                    JOIN public.product_template t ON t.id = p.product_tmpl_id
+                                   WHERE p.id = q.product_id AND COALESCE(p.active, false) AND COALESCE(t.active, false)
+                                     AND (t.company_id IS NULL OR t.company_id = c.company_id)))
+    )
+    SELECT array_agg(o.id ORDER BY o.received_at, o.id) INTO ids
+      FROM o
+     -- an e-mail of two buyers: which one creates the partner depends on
+     -- the order of the orders; those go one by one
+     WHERE o.email IS NULL
+        OR NOT EXISTS (SELECT 1 FROM o o2 WHERE o2.email = o.email AND o2.buyer_key <> o.buyer_key);
+    IF cardinality(ids) IS NULL OR cardinality(ids) < 2 THEN
+        RETURN '{}';
+    END IF;
+
+    BEGIN
+        ctx := omnichan._order_context(c.company_id, s);
+        tag := omnichan._channel_tag(c.id, ctx.uid);
+
+        -- one transaction at a time per buyer (the same locks as
+        -- _order_customer), taken in one order
+        PERFORM pg_advisory_xact_lock(hashtext('omnichan.customer'), k.h)
+           FROM (SELECT DISTINCT hashtext(i.channel_id || ':' || COALESCE(i.buyer_id, lower(i.buyer_email), '')) AS h
+                   FROM omnichan.order_inbox i WHERE i.id = ANY (ids) ORDER BY 1) k;
+
+        -- the customers: per buyer, the first order of the batch decides
+        -- (by buyer id, else e-mail, else a new partner), as order by order
+        WITH o AS (
+            SELECT i.*, x.ord, COALESCE('b:' || i.buyer_id, 'e:' || lower(i.buyer_email)) AS buyer_key
+              FROM unnest(ids) WITH ORDINALITY AS x(id, ord)
+              JOIN omnichan.order_inbox i ON i.id = x.id
+        ), f AS (
+            SELECT DISTINCT ON (o.buyer_key) o.*,
+                   COALESCE((SELECT l.partner_id FROM omnichan.customer_link l
+                               JOIN public.res_partner p ON p.id = l.partner_id AND p.active
+                              WHERE o.buyer_id IS NOT NULL AND l.channel_id = o.channel_id AND l.buyer_id = o.buyer_id),
+                            (SELECT p.id FROM public.res_partner p
+                              WHERE o.buyer_email IS NOT NULL AND p.email_normalized = lower(o.buyer_email)
+                                AND p.parent_id IS NULL AND p.active AND COALESCE(p.partner_share, true)
+                              ORDER BY p.id LIMIT 1)) AS found
+              FROM o ORDER BY o.buyer_key, o.ord
+        ), n AS (
+            SELECT f.*, nextval(partner_seq)::int AS new_id,
+                   (f.bill_street IS NOT NULL OR f.bill_city IS NOT NULL OR f.bill_country IS NOT NULL) AS has_bill
+              FROM (SELECT * FROM f WHERE f.found IS NULL ORDER BY f.ord) f
+        ), a AS (
+            SELECT n.new_id, n.buyer_email,
+                   CASE WHEN n.has_bill THEN COALESCE(n.buyer_name, n.bill_name, n.ship_name)
+                        ELSE COALESCE(n.buyer_name, n.ship_name) END AS name,
+                   CASE WHEN n.has_bill THEN n.bill_street ELSE n.ship_street END AS street,
+                   CASE WHEN n.has_bill THEN n.bill_street2 ELSE n.ship_street2 END AS street2,
+                   CASE WHEN n.has_bill THEN n.bill_city ELSE n.ship_city END AS city,
+                   CASE WHEN n.has_bill THEN n.bill_zip ELSE n.ship_zip END AS zip,
+                   CASE WHEN n.has_bill THEN n.bill_state ELSE n.ship_state END AS state,
+                   CASE WHEN n.has_bill THEN n.bill_country ELSE n.ship_country END AS country,
+                   COALESCE(n.buyer_phone, CASE WHEN n.has_bill THEN n.bill_phone ELSE n.ship_phone END) AS phone,
+                   n.ord
+              FROM n
+        ), ins AS (
+            INSERT INTO public.res_partner
+                (id, name, type, parent_id, street, street2, city, zip, state_id, country_id, email, phone,
+                 active, is_company, lang, tz, user_id, color, customer_rank, supplier_rank, message_bounce,
+                 invoice_warn, picking_warn, purchase_warn, sale_warn,
+                 commercial_partner_id, complete_name, partner_share, email_normalized, phone_sanitized,
+                 create_uid, write_uid, create_date, write_date)
+            SELECT a.new_id, a.name, 'contact', NULL, a.street, a.street2, a.city, a.zip,
+                   omnichan._country_state(rc.id, a.state), rc.id, a.buyer_email, a.phone,
+                   true, false, ctx.lang, NULL, NULL, 0, 0, 0, 0,
+                   'no-message', 'no-message', 'no-message', 'no-message',
+                   a.new_id, COALESCE(a.name, ''), true, lower(a.buyer_email), a.phone,
+                   ctx.uid, ctx.uid, now_utc, now_utc
+              FROM a LEFT JOIN public.res_country rc ON rc.code = a.country
+             ORDER BY a.ord
+        ), links AS (
+            INSERT INTO omnichan.customer_link AS l (channel_id, buyer_id, partner_id)
+            SELECT DISTINCT ON (o.buyer_id) o.channel_id, o.buyer_id, COALESCE(f.found, n.new_id)
+              FROM o JOIN f ON f.buyer_key = o.buyer_key LEFT JOIN n ON n.buyer_key = o.buyer_key
+             WHERE o.buyer_id IS NOT NULL
+             ORDER BY o.buyer_id
+            ON CONFLICT (channel_id, buyer_id) DO UPDATE SET partner_id = excluded.partner_id
+        )
+        SELECT array_agg(COALESCE(f.found, n.new_id) ORDER BY o.ord) INTO partners
+          FROM o JOIN f ON f.buyer_key = o.buyer_key LEFT JOIN n ON n.buyer_key = o.buyer_key;
+
+        -- the delivery and invoice addresses: the customer's own, else its
+        -- child address of that type with the same name and address, created
+        -- once when missing (_address_partner)
+        WITH a AS (
+            SELECT x.ord, x.partner, t.kind, t.type, t.name, t.street, t.street2, t.city, t.zip, t.state, t.phone,
+                   rc.id AS country_id,
+                   (t.street IS NULL AND t.city IS NULL AND t.zip IS NULL AND t.country IS NULL) AS none
+              FROM unnest(ids, partners) WITH ORDINALITY AS x(id, partner, ord)
+              JOIN omnichan.order_inbox i ON i.id = x.id
+             CROSS JOIN LATERAL (VALUES
+                    (1, 'delivery', i.ship_name, i.ship_street, i.ship_street2, i.ship_city, i.ship_zip,
+                     i.ship_state, i.ship_country, i.ship_phone),
+                    (2, 'invoice', i.bill_name, i.bill_street, i.bill_street2, i.bill_city, i.bill_zip,
+                     i.bill_state, i.bill_country, i.bill_phone))
+                    AS t(kind, type, name, street, street2, city, zip, state, country, phone)
+              LEFT JOIN public.res_country rc ON rc.code = t.country
+        ), m AS (
+            SELECT a.*, p.name AS parent_name, p.commercial_partner_id AS parent_commercial,
+                   ((a.name IS NULL OR p.name IS NOT DISTINCT FROM a.name)
+                    AND p.street IS NOT DISTINCT FROM a.street AND p.street2 IS NOT DISTINCT FROM a.street2
+                    AND p.city IS NOT DISTINCT FROM a.city AND p.zip IS NOT DISTINCT FROM a.zip
+                    AND p.country_id IS NOT DISTINCT FROM a.country_id) AS own
+              FROM a JOIN public.res_partner p ON p.id = a.partner
+             WHERE NOT a.none
+        ), need AS (
+            SELECT DISTINCT ON (m.partner, m.type, COALESCE(m.name, m.parent_name), m.street, m.street2, m.city,
+                                m.zip, m.country_id) m.*
+              FROM m
+             WHERE NOT m.own
+               AND NOT EXISTS (SELECT 1 FROM public.res_partner ch
+                                WHERE ch.parent_id = m.partner AND ch.type = m.type AND ch.active
+                                  AND ch.name IS NOT DISTINCT FROM COALESCE(m.name, m.parent_name)
+                                  AND ch.street IS NOT DISTINCT FROM m.street AND ch.street2 IS NOT DISTINCT FROM m.street2
+                                  AND ch.city IS NOT DISTINCT FROM m.city AND ch.zip IS NOT DISTINCT FROM m.zip
+                                  AND ch.country_id IS NOT DISTINCT FROM m.country_id)
+             ORDER BY m.partner, m.type, COALESCE(m.name, m.parent_name), m.street, m.street2, m.city, m.zip,
+                      m.country_id, m.ord
+        )
+        INSERT INTO public.res_partner
+            (id, name, type, parent_id, street, street2, city, zip, state_id, country_id, email, phone,
+             active, is_company, lang, tz, user_id, color, customer_rank, supplier_rank, message_bounce,
+             invoice_warn, picking_warn, purchase_warn, sale_warn,
+             commercial_partner_id, complete_name, partner_share, email_normalized, phone_sanitized,
+             create_uid, write_uid, create_date, write_date)
+        SELECT nextval(partner_seq), q.*
+          FROM (SELECT COALESCE(need.name, need.parent_name), need.type, need.partner, need.street, need.street2,
+                       need.city, need.zip, omnichan._country_state(need.country_id, need.state), need.country_id,
+                       NULL::varchar, need.phone,
+                       true, false, ctx.lang, NULL::varchar, NULL::int, 0, 0, 0, 0,
+                       'no-message', 'no-message', 'no-message', 'no-message',
+                       COALESCE(need.parent_commercial, need.partner),
+                       btrim(COALESCE(need.parent_name, '') || ', ' || COALESCE(need.name, need.parent_name, '')),
+                       true, NULL::varchar, need.phone,
+                       ctx.uid, ctx.uid, now_utc, now_utc
+                  FROM need ORDER BY need.ord, need.kind) q;
+
+        WITH a AS (
+            SELECT x.ord, x.partner, t.kind, t.type, t.name, t.street, t.street2, t.city, t.zip,
+                   rc.id AS country_id,
+                   (t.street IS NULL AND t.city IS NULL AND t.zip IS NULL AND t.country IS NULL) AS none
+              FROM unnest(ids, partners) WITH ORDINALITY AS x(id, partner, ord)
+              JOIN omnichan.order_inbox i ON i.id = x.id
+             CROSS JOIN LATERAL (VALUES
+                    (1, 'delivery', i.ship_name, i.ship_street, i.ship_street2, i.ship_city, i.ship_zip, i.ship_country),
+                    (2, 'invoice', i.bill_name, i.bill_street, i.bill_street2, i.bill_city, i.bill_zip, i.bill_country))
+                    AS t(kind, type, name, street, street2, city, zip, country)
+              LEFT JOIN public.res_country rc ON rc.code = t.country
+        ), r AS (
+            SELECT a.ord, a.kind,
+                   CASE WHEN a.none THEN a.partner
+                        WHEN (a.name IS NULL OR p.name IS NOT DISTINCT FROM a.name)
+                             AND p.street IS NOT DISTINCT FROM a.street AND p.street2 IS NOT DISTINCT FROM a.street2
+                             AND p.city IS NOT DISTINCT FROM a.city AND p.zip IS NOT DISTINCT FROM a.zip
+                             AND p.country_id IS NOT DISTINCT FROM a.country_id THEN a.partner
+                        ELSE (SELECT ch.id FROM public.res_partner ch
+                               WHERE ch.parent_id = a.partner AND ch.type = a.type AND ch.active
+                                 AND ch.name IS NOT DISTINCT FROM COALESCE(a.name, p.name)
+                                 AND ch.street IS NOT DISTINCT FROM a.street AND ch.street2 IS NOT DISTINCT FROM a.street2
+                                 AND ch.city IS NOT DISTINCT FROM a.city AND ch.zip IS NOT DISTINCT FROM a.zip
+                                 AND ch.country_id IS NOT DISTINCT FROM a.country_id
+                               ORDER BY ch.id LIMIT 1) END AS pid
+              FROM a JOIN public.res_partner p ON p.id = a.partner
+        )
+        SELECT array_agg(r.pid ORDER BY r.ord) FILTER (WHERE r.kind = 1),
+               array_agg(r.pid ORDER BY r.ord) FILTER (WHERE r.kind = 2)
+          INTO ships, invs
+          FROM r;
+        IF array_position(ships, NULL) IS NOT NULL OR array_position(invs, NULL) IS NOT NULL THEN
+            RAISE EXCEPTION 'an address partner was not found after its creation';
+        END IF;
+
+        -- names and ids, in the order of the orders
+        IF s ->> 'order_naming' = 'prefix' THEN
+            names := ARRAY(SELECT (s ->> 'order_prefix') || i.external_id
+                             FROM unnest(ids) WITH ORDINALITY AS x(id, ord)
+                             JOIN omnichan.order_inbox i ON i.id = x.id ORDER BY x.ord);
+        ELSE
+            names := omnichan._odoo_sequence_next_n('sale.order', c.company_id, cardinality(ids));
+        END IF;
+        so_ids := ARRAY(SELECT nextval(so_seq)::int FROM generate_series(1, cardinality(ids)) g ORDER BY g);
+
+        -- the orders, their lines (items, then shipping, gift wrap and
+        -- promotions on the channel's products; ids in order), taxes, tags,
+        -- inbox links and states, and events
+        WITH o AS (
+            SELECT x.ord, x.so_id, x.name AS so_name, x.partner, x.ship, x.inv, i.*,
+                   COALESCE(i.discount_total,
+                            (SELECT sum(d.discount) FROM omnichan.order_inbox_line d WHERE d.inbox_id = i.id), 0) AS promo
+              FROM unnest(ids, so_ids, names, partners, ships, invs)
+                   WITH ORDINALITY AS x(id, so_id, name, partner, ship, inv, ord)
+              JOIN omnichan.order_inbox i ON i.id = x.id
+        ), q AS (
+            SELECT q.*, nextval(sol_seq) AS sol_id
+              FROM (SELECT o.ord, il.line_no, il.product_id, il.quantity, il.unit_price, NULL::text AS what,
+                           false AS is_delivery
+                      FROM o JOIN omnichan.order_inbox_line il ON il.inbox_id = o.id
+                    UNION ALL
+                    SELECT o.ord, 100001, (s ->> 'shipping_product_id')::int, 1, o.shipping_total, 'shipping', true
+                      FROM o WHERE COALESCE(o.shipping_total, 0) > 0
+                    UNION ALL
+                    SELECT o.ord, 100002, (s ->> 'giftwrap_product_id')::int, 1, o.giftwrap_total, 'gift wrap', false
+                      FROM o WHERE COALESCE(o.giftwrap_total, 0) > 0
+                    UNION ALL
+                    SELECT o.ord, 100003, (s ->> 'discount_product_id')::int, 1, -o.promo, 'promotion', false
+                      FROM o WHERE o.promo > 0
+                    ORDER BY 1, 2) q
+        ), x AS MATERIALIZED (
+            SELECT q.*, o.so_id, o.partner, o.id AS inbox_id, t.uom_id, t.type, COALESCE(t.sale_delay, 0) AS sale_delay,
+                   CASE WHEN p.default_code IS NOT NULL AND p.default_code <> ''
+                        THEN '[' || p.default_code || '] ' ELSE '' END
+                   || COALESCE(t.name ->> 'en_US', (SELECT v FROM jsonb_each_text(t.name) AS e(k, v) LIMIT 1), '')
+                   || CASE WHEN t.description_sale IS NOT NULL AND COALESCE(t.description_sale ->> 'en_US', '') <> ''
+                           THEN E'\n' || (t.description_sale ->> 'en_US') ELSE '' END AS display_name,
+                   a.price_subtotal, a.price_tax, a.price_total
+              FROM q
+              JOIN o ON o.ord = q.ord
+              JOIN public.product_product p ON p.id = q.product_id
+              JOIN public.product_template t ON t.id = p.product_tmpl_id
+             CROSS JOIN LATERAL omnichan._line_amounts(round(q.unit_price, price_digits), q.quantity, tax_rate,
+                                                       COALESCE(tax.price_include, false), cur.rounding) a
+        ), tot AS (
+            SELECT x.ord, sum(x.price_subtotal) AS untaxed, sum(x.price_tax) AS taxed FROM x GROUP BY x.ord
+        ), so AS (
+            INSERT INTO public.sale_order
+                (id, name, state, company_id, partner_id, partner_invoice_id, partner_shipping_id, date_order,
+                 warehouse_id, picking_policy, currency_id, currency_rate, pricelist_id, client_order_ref, origin,
+                 user_id, team_id, validity_date, require_signature, require_payment, prepayment_percent, locked,
+                 note, payment_term_id, fiscal_position_id, journal_id, sale_order_template_id,
+                 amount_untaxed, amount_tax, amount_total, amount_to_invoice, invoice_status, shipping_weight,
+                 create_uid, write_uid, create_date, write_date)
+            SELECT o.so_id, o.so_name, 'draft', c.company_id, o.partner, o.inv, o.ship,
+                   date_trunc('second', COALESCE(o.ordered_at AT TIME ZONE 'UTC', now_utc)),
+                   COALESCE(o.warehouse_id, c.default_warehouse_id), 'direct', cur.id, 1.0, NULL, o.external_id, c.name,
+                   ctx.uid, ctx.team,
+                   CASE WHEN COALESCE(comp.quotation_validity_days, 0) > 0
+                        THEN (now() AT TIME ZONE 'UTC')::date + comp.quotation_validity_days END,
+                   COALESCE(comp.portal_confirmation_sign, false), COALESCE(comp.portal_confirmation_pay, false),
+                   COALESCE(comp.prepayment_percent, 1.0), false,
+                   CASE WHEN o.gift_message IS NOT NULL
+                        THEN '<p>Gift message: ' || replace(replace(replace(replace(replace(o.gift_message,
+                                 '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), E'\n', '<br>') || '</p>' END,
+                   NULL, NULL, NULL, NULL,
+                   COALESCE(tot.untaxed, 0), COALESCE(tot.taxed, 0), COALESCE(tot.untaxed, 0) + COALESCE(tot.taxed, 0),
+                   COALESCE(tot.untaxed, 0) + COALESCE(tot.taxed, 0), 'no', 0.0,
+                   ctx.uid, ctx.uid, now_utc, now_utc
+              FROM o LEFT JOIN tot ON tot.ord = o.ord
+             ORDER BY o.ord
+        ), sol AS (
+            INSERT INTO public.sale_order_line
+                (id, order_id, sequence, name, product_id, product_uom, product_uom_qty, price_unit, discount,
+                 customer_lead, company_id, currency_id, order_partner_id, salesman_id, state, display_type,
+                 is_delivery, product_packaging_id, product_packaging_qty, qty_delivered, qty_delivered_method,
+                 price_subtotal, price_tax, price_total, price_reduce_taxexcl, price_reduce_taxinc,
+                 invoice_status, qty_invoiced, qty_to_invoice, untaxed_amount_invoiced, untaxed_amount_to_invoice,
+                 create_uid, write_uid, create_date, write_date)
+            SELECT x.sol_id, x.so_id, 10, x.display_name, x.product_id, x.uom_id, x.quantity,
+                   round(x.unit_price, price_digits), 0,
+                   x.sale_delay, c.company_id, cur.id, x.partner, ctx.uid, 'draft', NULL,
+                   x.is_delivery, NULL, 0.0, 0,
+                   CASE WHEN x.type IN ('product', 'consu') THEN 'stock_move' ELSE 'manual' END,
+                   x.price_subtotal, x.price_tax::double precision, x.price_total,
+                   round(x.price_subtotal / x.quantity, price_digits), round(x.price_total / x.quantity, price_digits),
+                   'no', 0, 0, 0, 0,
+                   ctx.uid, ctx.uid, now_utc, now_utc
+              FROM x ORDER BY x.sol_id
+            RETURNING id
+        ), rel AS (
+            INSERT INTO public.account_tax_sale_order_line_rel (sale_order_line_id, account_tax_id)
+            SELECT sol.id, tax.id FROM sol WHERE tax_rate IS NOT NULL
+        ), tags AS (
+            INSERT INTO public.sale_order_tag_rel (order_id, tag_id)
+            SELECT o.so_id, tag FROM o
+        ), link AS (
+            UPDATE omnichan.order_inbox_line il SET sale_order_line_id = x.sol_id
+              FROM x WHERE il.inbox_id = x.inbox_id AND il.line_no = x.line_no AND x.what IS NULL
+        ), st AS (
+            UPDATE omnichan.order_inbox i SET state = 'materialized', sale_order_id = o.so_id, partner_id = o.partner,
+                   odoo_amount_total = COALESCE(tot.untaxed, 0) + COALESCE(tot.taxed, 0),
+                   materialized_at = clock_timestamp(),
+                   last_error = NULL, last_error_at = NULL, attempts = i.attempts + 1, updated_at = clock_timestamp()
+              FROM o LEFT JOIN tot ON tot.ord = o.ord
+             WHERE i.id = o.id
+        )
+        INSERT INTO omnichan.order_event (inbox_id, kind, detail)
+        SELECT e.inbox_id, e.kind, e.detail
+          FROM (SELECT o.ord, 1 AS k, o.id AS inbox_id, 'materialized' AS kind,
+                       jsonb_build_object('sale_order_id', o.so_id, 'name', o.so_name,
+                                          'amount_total', COALESCE(tot.untaxed, 0) + COALESCE(tot.taxed, 0)) AS detail
+                  FROM o LEFT JOIN tot ON tot.ord = o.ord
+                UNION ALL
+                SELECT o.ord, 2, o.id, 'total_mismatch',
+                       jsonb_build_object('marketplace_total', o.order_total,
+                                          'odoo_total', COALESCE(tot.untaxed, 0) + COALESCE(tot.taxed, 0))
+                  FROM o LEFT JOIN tot ON tot.ord = o.ord
+                 WHERE o.order_total IS NOT NULL
+                   AND o.order_total <> COALESCE(tot.untaxed, 0) + COALESCE(tot.taxed, 0)) e
+         ORDER BY e.ord, e.k;
+
+        -- what Odoo does next
+        IF s ->> 'order_workflow' IN ('confirm', 'confirm_invoice') AND (s ->> 'auto_confirm')::boolean THEN
+            PERFORM omnichan._odoo_action_request(x.so_id, x.id,
+                        CASE s ->> 'order_workflow' WHEN 'confirm' THEN 'confirm' ELSE 'invoice' END, i.priority)
+               FROM unnest(ids, so_ids) WITH ORDINALITY AS x(id, so_id, ord)
+               JOIN omnichan.order_inbox i ON i.id = x.id
+              ORDER BY x.ord;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE;
+        -- lock waits, cancellations, serialization failures: not the orders' fault
+        IF code ~ '^(40|53|57|58)' OR code = '55P03' THEN
+            RAISE;
+        END IF;
+        RETURN '{}';            -- nothing of it is kept: order by order
+    END;
+    RETURN ids;
+END
+$$;
+
 -- Materialize up to max_orders received orders (of one channel, or of every
 -- active channel), oldest first, in the caller's transaction.  Orders locked
 -- by a concurrent call are skipped.  Returns the number materialized.
@@ -3561,6 +4031,9 @@ DECLARE
     cid int := CASE WHEN channel IS NOT NULL THEN omnichan._channel_id(channel) END;
     r record;
     n int := 0;
+    ids bigint[];
+    done bigint[] := '{}';
+    ch int;
     err text;
     code text;
     -- per channel: c and s, then (k_channel: the channel they were read for)
@@ -3599,14 +4072,25 @@ BEGIN
     IF max_orders IS NULL OR max_orders < 1 THEN
         RAISE EXCEPTION 'max_orders must be at least 1' USING ERRCODE = 'numeric_value_out_of_range';
     END IF;
-    FOR r IN
+    ids := ARRAY(
         SELECT x.id FROM omnichan.order_inbox x
           JOIN omnichan.channel xc ON xc.id = x.channel_id
          WHERE x.state = 'received' AND x.sale_order_id IS NULL
            AND (cid IS NULL OR x.channel_id = cid) AND (cid IS NOT NULL OR xc.active)
          ORDER BY x.received_at, x.id
          LIMIT max_orders
-           FOR UPDATE OF x SKIP LOCKED
+           FOR UPDATE OF x SKIP LOCKED);
+    -- set-based, per channel, what passes every check; then order by order
+    FOR ch IN SELECT DISTINCT x.channel_id FROM omnichan.order_inbox x WHERE x.id = ANY (ids) ORDER BY 1 LOOP
+        done := done || omnichan._materialize_set(ch, ARRAY(
+            SELECT x.id FROM omnichan.order_inbox x
+             WHERE x.id = ANY (ids) AND x.channel_id = ch ORDER BY x.received_at, x.id));
+    END LOOP;
+    n := cardinality(done);
+    FOR r IN
+        SELECT x.id FROM omnichan.order_inbox x
+         WHERE x.id = ANY (ids) AND NOT x.id = ANY (done)
+         ORDER BY x.received_at, x.id
     LOOP
         BEGIN
             now_utc := now() AT TIME ZONE 'UTC';
@@ -3644,19 +4128,8 @@ BEGIN
                     SELECT * INTO tax FROM public.account_tax t WHERE t.id = (s ->> 'tax_id')::int;
                     tax_found := FOUND;
                 END IF;
-                -- who sells: the channel's salesperson, else the administrator
-                uid := COALESCE((s ->> 'salesperson_id')::int, omnichan._odoo_xmlid('base.user_admin'),
-                                (SELECT min(u.id) FROM public.res_users u WHERE u.active AND NOT COALESCE(u.share, false)));
-                lang := NULL;
-                SELECT COALESCE(p.lang, 'en_US') INTO lang
-                  FROM public.res_users u JOIN public.res_partner p ON p.id = u.partner_id WHERE u.id = uid;
-                lang := COALESCE(lang, 'en_US');
-                SELECT COALESCE(
-                    (SELECT u.sale_team_id FROM public.res_users u JOIN public.crm_team t ON t.id = u.sale_team_id
-                      WHERE u.id = uid AND COALESCE(t.active, true) AND (t.company_id IS NULL OR t.company_id = c.company_id)),
-                    (SELECT t.id FROM public.crm_team t
-                      WHERE COALESCE(t.active, true) AND (t.company_id IS NULL OR t.company_id = c.company_id)
-                      ORDER BY t.sequence, t.id LIMIT 1)) INTO team;
+                -- who sells
+                SELECT x.uid, x.lang, x.team INTO uid, lang, team FROM omnichan._order_context(c.company_id, s) x;
                 k_channel := i.channel_id;
                 k_tag := NULL;
             END IF;
@@ -4135,14 +4608,18 @@ REVOKE ALL ON FUNCTION
     omnichan.inbox_upsert(text, jsonb),
     omnichan._cround(numeric, numeric),
     omnichan._line_amounts(numeric, numeric, numeric, boolean, numeric),
+    omnichan._country_state(int, text),
     omnichan._odoo_digits(text, int),
     omnichan._odoo_xmlid(text),
     omnichan._odoo_sequence_next(text, int),
+    omnichan._odoo_sequence_next_n(text, int, int),
     omnichan._partner_insert(int, text, text, text, text, text, text, text, text, text, text, text, int),
     omnichan._address_partner(int, text, text, text, text, text, text, text, text, text, text, int),
     omnichan._order_customer(omnichan.order_inbox, text, int),
     omnichan._channel_tag(int, int),
     omnichan._sale_product(int, text, int),
+    omnichan._order_context(int, jsonb),
+    omnichan._materialize_set(int, bigint[]),
     omnichan.materialize_orders(text, int),
     omnichan.retry_orders(text),
     omnichan.order_release(text, text),
