@@ -4683,23 +4683,250 @@ COMMENT ON FUNCTION omnichan.fetch_order(text, text) IS
 -- Store a page of pulled orders (called by the sync worker): each order with
 -- inbox_upsert in its own subtransaction; an order it refuses is kept, held,
 -- with the reason, so nothing the marketplace sent is dropped.
+-- Set-based checks of a page of normalized orders (_inbox_store): each is
+-- true only where the order-by-order check (inbox_upsert's _order_text,
+-- _order_number, _order_object, the timestamp cast) would accept the value;
+-- what they cannot vouch for goes through inbox_upsert, which names the
+-- error.  SQL functions without sub-queries: inlined into the statement.
+CREATE FUNCTION omnichan._jt(v jsonb)
+RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT CASE pg_catalog.jsonb_typeof(v)
+           WHEN 'string' THEN NULLIF(pg_catalog.btrim(v OPERATOR(pg_catalog.#>>) '{}'), '')
+           WHEN 'number' THEN v::text END
+$$;
+
+CREATE FUNCTION omnichan._jt_ok(v jsonb, p_max int, p_required boolean DEFAULT false, p_pattern text DEFAULT NULL,
+                                  p_controls boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT CASE WHEN omnichan._jt(v) IS NULL
+                THEN NOT p_required AND (v IS NULL OR pg_catalog.jsonb_typeof(v) IN ('null', 'string'))
+                ELSE pg_catalog.length(omnichan._jt(v)) OPERATOR(pg_catalog.<=) p_max
+                     AND (p_controls OR omnichan._jt(v) OPERATOR(pg_catalog.!~) '[[:cntrl:]]')
+                     AND (p_pattern IS NULL OR omnichan._jt(v) OPERATOR(pg_catalog.~) p_pattern) END
+$$;
+
+CREATE FUNCTION omnichan._jn(v jsonb)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT CASE WHEN pg_catalog.jsonb_typeof(v) = 'number' THEN v::numeric
+                WHEN pg_catalog.jsonb_typeof(v) = 'string'
+                     AND (v OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~) '^\s*[0-9]+(\.[0-9]+)?\s*$'
+                THEN (v OPERATOR(pg_catalog.#>>) '{}')::numeric END
+$$;
+
+CREATE FUNCTION omnichan._jn_ok(v jsonb, p_required boolean DEFAULT false, p_positive boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT CASE WHEN v IS NULL OR pg_catalog.jsonb_typeof(v) = 'null' THEN NOT p_required
+                WHEN omnichan._jn(v) IS NULL THEN false
+                ELSE omnichan._jn(v) OPERATOR(pg_catalog.>=) 0
+                     AND (NOT p_positive OR omnichan._jn(v) OPERATOR(pg_catalog.>) 0)
+                     AND omnichan._jn(v) OPERATOR(pg_catalog.<) 1e12
+                     AND pg_catalog.scale(omnichan._jn(v)) OPERATOR(pg_catalog.<=) 6 END
+$$;
+
+CREATE FUNCTION omnichan._jo_ok(v jsonb, p_keys text[])
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT CASE WHEN v IS NULL OR pg_catalog.jsonb_typeof(v) = 'null' THEN true
+                WHEN pg_catalog.jsonb_typeof(v) = 'object'
+                THEN (v OPERATOR(pg_catalog.-) p_keys) OPERATOR(pg_catalog.=) '{}'::jsonb
+                ELSE false END
+$$;
+
+-- A timestamp as "2026-11-23T17:21:47Z" (or with an offset, fraction up
+-- to microseconds) that the cast to timestamptz accepts, else NULL.
+CREATE FUNCTION omnichan._jts(v jsonb)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+AS $$
+    -- (nested CASEs: each test runs only once the previous one passed)
+    SELECT CASE WHEN (v OPERATOR(pg_catalog.#>>) '{}') OPERATOR(pg_catalog.~)
+                     '^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$'
+           THEN CASE WHEN pg_catalog.substr(v OPERATOR(pg_catalog.#>>) '{}', 9, 2)::int OPERATOR(pg_catalog.<=)
+                          pg_catalog.date_part('day', pg_catalog.make_date(
+                              pg_catalog.substr(v OPERATOR(pg_catalog.#>>) '{}', 1, 4)::int,
+                              pg_catalog.substr(v OPERATOR(pg_catalog.#>>) '{}', 6, 2)::int, 1)
+                              OPERATOR(pg_catalog.+) '1 month -1 day'::interval)
+                     THEN (v OPERATOR(pg_catalog.#>>) '{}')::timestamptz END END
+$$;
+
 CREATE FUNCTION omnichan._inbox_store(p_channel_id int, p_orders jsonb, OUT stored int, OUT refused int)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     cname text := (SELECT c.name FROM omnichan.channel c WHERE c.id = p_channel_id);
+    s jsonb;
+    addr text[] := ARRAY['name', 'street', 'street2', 'city', 'zip', 'state', 'country', 'phone'];
+    iso2 text := '^[A-Za-z]{2}$';
     o jsonb;
     err text;
     ext text;
     iid bigint;
+    done bigint[];
 BEGIN
     stored := 0;
     refused := 0;
     IF cname IS NULL THEN
         RAISE EXCEPTION 'channel % does not exist', p_channel_id USING ERRCODE = 'undefined_object';
     END IF;
-    FOR o IN SELECT e FROM jsonb_array_elements(p_orders) e LOOP
+    IF jsonb_typeof(p_orders) <> 'array' THEN
+        RAISE EXCEPTION 'a page of orders must be a JSON array' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    s := omnichan._order_settings(p_channel_id);
+
+    -- set-based: the orders new to the inbox whose every field passes the
+    -- checks (once each in the page), in one statement per table; the rows
+    -- are those inbox_upsert writes
+    WITH src AS (
+        SELECT e.n, e.o, omnichan._jt(e.o -> 'external_id') AS ext
+          FROM jsonb_array_elements(p_orders) WITH ORDINALITY AS e(o, n)
+         WHERE jsonb_typeof(e.o) = 'object'
+    ), ok AS (
+        SELECT src.*, x.status, x.cancelled, x.flags
+          FROM src
+         CROSS JOIN LATERAL (
+                SELECT omnichan._jt(src.o -> 'status') AS status,
+                       COALESCE(CASE WHEN jsonb_typeof(src.o -> 'cancelled') = 'boolean'
+                                     THEN (src.o ->> 'cancelled')::boolean END, false)
+                       OR lower(COALESCE(omnichan._jt(src.o -> 'status'), '')) IN ('cancelled', 'canceled') AS cancelled,
+                       ARRAY(SELECT f.v FROM (SELECT lower(e #>> '{}') AS v, min(k) AS k
+                                                FROM jsonb_array_elements(CASE WHEN jsonb_typeof(src.o -> 'sla') = 'array'
+                                                                               THEN src.o -> 'sla' ELSE '[]' END)
+                                                     WITH ORDINALITY AS a(e, k)
+                                               GROUP BY 1) f ORDER BY f.k) AS flags) x
+         WHERE src.ext IS NOT NULL
+           AND octet_length(src.o::text) <= 2097152
+           AND (src.o - ARRAY['external_id', 'status', 'cancelled', 'ordered_at', 'currency', 'buyer', 'shipping_address',
+                              'billing_address', 'totals', 'fees', 'sla', 'gift_message', 'lines', 'raw']) = '{}'::jsonb
+           AND omnichan._jt_ok(src.o -> 'external_id', 255, true)
+           AND omnichan._jt_ok(src.o -> 'status', 64)
+           AND COALESCE(jsonb_typeof(src.o -> 'cancelled'), 'null') IN ('boolean', 'null')
+           AND omnichan._jo_ok(src.o -> 'buyer', ARRAY['id', 'name', 'email', 'phone'])
+           AND omnichan._jo_ok(src.o -> 'shipping_address', addr)
+           AND omnichan._jo_ok(src.o -> 'billing_address', addr)
+           AND omnichan._jo_ok(src.o -> 'totals', ARRAY['items', 'shipping', 'gift_wrap', 'discount', 'tax', 'total'])
+           AND (src.o -> 'ordered_at' IS NULL OR src.o -> 'ordered_at' = 'null'::jsonb
+                OR omnichan._jts(src.o -> 'ordered_at') IS NOT NULL)
+           AND COALESCE(jsonb_typeof(src.o -> 'fees'), 'null') IN ('object', 'array', 'null')
+           AND octet_length(COALESCE(src.o -> 'fees', 'null')::text) <= 65536
+           AND octet_length(COALESCE(src.o -> 'raw', 'null')::text) <= 1048576
+           -- (CASE: a test runs only on the JSON type it expects, whatever
+           -- order the planner gives the conditions)
+           AND CASE WHEN COALESCE(src.o -> 'sla', 'null') = 'null'::jsonb THEN true
+                    WHEN jsonb_typeof(src.o -> 'sla') <> 'array' THEN false
+                    WHEN jsonb_array_length(src.o -> 'sla') > 16 THEN false
+                    ELSE NOT jsonb_path_exists(src.o -> 'sla',
+                             '$[*] ? (@.type() != "string" || !(@ like_regex "^[A-Za-z0-9_]{1,32}$"))') END
+           AND omnichan._jt_ok(src.o -> 'gift_message', 4000, false, NULL, true)
+           AND omnichan._jt_ok(src.o -> 'buyer' -> 'id', 255)
+           AND omnichan._jt_ok(src.o -> 'buyer' -> 'name', 255)
+           AND omnichan._jt_ok(src.o -> 'buyer' -> 'email', 254, false, '^[^@[:space:]]+@[^@[:space:]]+$')
+           AND omnichan._jt_ok(src.o -> 'buyer' -> 'phone', 64)
+           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'name', 255)
+           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'street', 255)
+           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'street2', 255)
+           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'city', 128)
+           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'zip', 32)
+           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'state', 128)
+           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'country', 64, false, iso2)
+           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'phone', 64)
+           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'name', 255)
+           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'street', 255)
+           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'street2', 255)
+           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'city', 128)
+           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'zip', 32)
+           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'state', 128)
+           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'country', 64, false, iso2)
+           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'phone', 64)
+           AND omnichan._jt_ok(src.o -> 'currency', 64, false, '^[A-Za-z]{3}$')
+           AND omnichan._jn_ok(src.o -> 'totals' -> 'items')
+           AND omnichan._jn_ok(src.o -> 'totals' -> 'shipping')
+           AND omnichan._jn_ok(src.o -> 'totals' -> 'gift_wrap')
+           AND omnichan._jn_ok(src.o -> 'totals' -> 'discount')
+           AND omnichan._jn_ok(src.o -> 'totals' -> 'tax')
+           AND omnichan._jn_ok(src.o -> 'totals' -> 'total')
+           AND COALESCE(omnichan._jt(src.o -> 'shipping_address' -> 'name'), omnichan._jt(src.o -> 'buyer' -> 'name')) IS NOT NULL
+           AND CASE WHEN jsonb_typeof(src.o -> 'lines') = 'array'
+                    THEN jsonb_array_length(src.o -> 'lines') BETWEEN 1 AND 500 ELSE false END
+           AND NOT EXISTS (
+                SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(src.o -> 'lines') = 'array'
+                                                        THEN src.o -> 'lines' ELSE '[]' END) l(line)
+                 WHERE NOT (CASE WHEN jsonb_typeof(l.line) = 'object'
+                                 THEN (l.line - ARRAY['external_id', 'sku', 'quantity', 'unit_price', 'tax',
+                                                      'discount']) = '{}'::jsonb
+                                 ELSE false END
+                            AND omnichan._jt_ok(l.line -> 'external_id', 255)
+                            AND omnichan._jt_ok(l.line -> 'sku', 255, true)
+                            AND omnichan._jn_ok(l.line -> 'quantity', true, true)
+                            AND omnichan._jn_ok(l.line -> 'unit_price', true)
+                            AND omnichan._jn_ok(l.line -> 'tax')
+                            AND omnichan._jn_ok(l.line -> 'discount')))
+           -- once in the page, and new
+           AND NOT EXISTS (SELECT 1 FROM src s2 WHERE s2.ext = src.ext AND s2.n <> src.n)
+           AND NOT EXISTS (SELECT 1 FROM omnichan.order_inbox i WHERE i.channel_id = p_channel_id AND i.external_id = src.ext)
+    ), ins AS (
+        INSERT INTO omnichan.order_inbox AS i
+            (channel_id, external_id, state, marketplace_status,
+             buyer_id, buyer_name, buyer_email, buyer_phone,
+             ship_name, ship_street, ship_street2, ship_city, ship_zip, ship_state, ship_country, ship_phone,
+             bill_name, bill_street, bill_street2, bill_city, bill_zip, bill_state, bill_country, bill_phone,
+             currency, ordered_at, items_total, shipping_total, giftwrap_total, discount_total, tax_total,
+             order_total, fees, sla_flags, priority, gift_message, raw, warehouse_id, updated_at)
+        SELECT p_channel_id, ok.ext, CASE WHEN ok.cancelled THEN 'cancelled' ELSE 'received' END, ok.status,
+               omnichan._jt(ok.o -> 'buyer' -> 'id'), omnichan._jt(ok.o -> 'buyer' -> 'name'),
+               omnichan._jt(ok.o -> 'buyer' -> 'email'), omnichan._jt(ok.o -> 'buyer' -> 'phone'),
+               omnichan._jt(ok.o -> 'shipping_address' -> 'name'), omnichan._jt(ok.o -> 'shipping_address' -> 'street'),
+               omnichan._jt(ok.o -> 'shipping_address' -> 'street2'), omnichan._jt(ok.o -> 'shipping_address' -> 'city'),
+               omnichan._jt(ok.o -> 'shipping_address' -> 'zip'), omnichan._jt(ok.o -> 'shipping_address' -> 'state'),
+               upper(omnichan._jt(ok.o -> 'shipping_address' -> 'country')),
+               omnichan._jt(ok.o -> 'shipping_address' -> 'phone'),
+               omnichan._jt(ok.o -> 'billing_address' -> 'name'), omnichan._jt(ok.o -> 'billing_address' -> 'street'),
+               omnichan._jt(ok.o -> 'billing_address' -> 'street2'), omnichan._jt(ok.o -> 'billing_address' -> 'city'),
+               omnichan._jt(ok.o -> 'billing_address' -> 'zip'), omnichan._jt(ok.o -> 'billing_address' -> 'state'),
+               upper(omnichan._jt(ok.o -> 'billing_address' -> 'country')),
+               omnichan._jt(ok.o -> 'billing_address' -> 'phone'),
+               upper(omnichan._jt(ok.o -> 'currency')), omnichan._jts(ok.o -> 'ordered_at'),
+               omnichan._jn(ok.o -> 'totals' -> 'items'), omnichan._jn(ok.o -> 'totals' -> 'shipping'),
+               omnichan._jn(ok.o -> 'totals' -> 'gift_wrap'), omnichan._jn(ok.o -> 'totals' -> 'discount'),
+               omnichan._jn(ok.o -> 'totals' -> 'tax'), omnichan._jn(ok.o -> 'totals' -> 'total'),
+               NULLIF(ok.o -> 'fees', 'null'::jsonb), ok.flags,
+               ok.flags && ARRAY(SELECT jsonb_array_elements_text(s -> 'priority_sla')),
+               omnichan._jt(ok.o -> 'gift_message'), COALESCE(ok.o -> 'raw', ok.o),
+               omnichan._route(p_channel_id, upper(COALESCE(omnichan._jt(ok.o -> 'shipping_address' -> 'country'),
+                                                            omnichan._jt(ok.o -> 'billing_address' -> 'country')))),
+               clock_timestamp()
+          FROM ok ORDER BY ok.n
+        ON CONFLICT (channel_id, external_id) DO NOTHING
+        RETURNING i.id, i.external_id, i.state, i.marketplace_status
+    ), ev AS (
+        INSERT INTO omnichan.order_event (inbox_id, kind, detail)
+        SELECT ins.id, ins.state, jsonb_build_object('status', ins.marketplace_status) FROM ins ORDER BY ins.id
+    ), lines AS (
+        INSERT INTO omnichan.order_inbox_line (inbox_id, line_no, channel_sku, product_id, quantity,
+                                               line_external_id, unit_price, tax, discount)
+        SELECT ins.id, l.k, omnichan._jt(l.line -> 'sku'), li.product_id, omnichan._jn(l.line -> 'quantity'),
+               omnichan._jt(l.line -> 'external_id'), omnichan._jn(l.line -> 'unit_price'),
+               COALESCE(omnichan._jn(l.line -> 'tax'), 0), COALESCE(omnichan._jn(l.line -> 'discount'), 0)
+          FROM ins
+          JOIN ok ON ok.ext = ins.external_id
+         CROSS JOIN LATERAL jsonb_array_elements(ok.o -> 'lines') WITH ORDINALITY AS l(line, k)
+          LEFT JOIN omnichan.listing li ON li.channel_id = p_channel_id AND li.sku = omnichan._jt(l.line -> 'sku')
+    )
+    SELECT array_agg(ok.n) INTO done FROM ins JOIN ok ON ok.ext = ins.external_id;
+    stored := COALESCE(cardinality(done), 0);
+
+    -- the others one by one, in page order (an error names its field)
+    FOR o IN SELECT e.o FROM jsonb_array_elements(p_orders) WITH ORDINALITY AS e(o, n)
+              WHERE NOT e.n = ANY (COALESCE(done, '{}')) ORDER BY e.n LOOP
         BEGIN
             PERFORM omnichan.inbox_upsert(cname, o);
             stored := stored + 1;
@@ -4794,5 +5021,11 @@ COMMENT ON VIEW omnichan.order_pull_status IS
 REVOKE ALL ON FUNCTION
     omnichan.fetch_order(text, text),
     omnichan._inbox_store(int, jsonb),
+    omnichan._jt(jsonb),
+    omnichan._jt_ok(jsonb, int, boolean, text, boolean),
+    omnichan._jn(jsonb),
+    omnichan._jn_ok(jsonb, boolean, boolean),
+    omnichan._jo_ok(jsonb, text[]),
+    omnichan._jts(jsonb),
     omnichan._listing_resolve_orders()
 FROM PUBLIC;

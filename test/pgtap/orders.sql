@@ -11,7 +11,7 @@
 -- looked up by external id or code.
 --
 BEGIN;
-SELECT plan(127);
+SELECT plan(133);
 
 SET LOCAL client_min_messages = warning;
 
@@ -631,6 +631,65 @@ SELECT is((SELECT count(DISTINCT so.name) FROM public.sale_order so
           'every quotation has its own name');
 SELECT is((SELECT count(*) FROM public.res_partner p WHERE p.id > :partners_before AND p.parent_id IS NULL), 4::bigint,
           'new customers: Anna, Bob, Shared One, No Mail (Jean and Shared Two found by e-mail, none twice)');
+
+
+------------------------------------------------------------ a page: set-based = order by order
+-- _inbox_store (the sync worker's page of pulled orders) stores the new,
+-- valid orders set-based: the rows must be those of inbox_upsert.
+CREATE FUNCTION pg_temp.inbox_rows(p_after bigint) RETURNS text LANGUAGE sql STABLE AS
+$$
+SELECT string_agg(r, E'\n' ORDER BY r) FROM (
+    SELECT (to_jsonb(i) - 'id' - 'received_at' - 'updated_at')::text
+           || ' lines ' || COALESCE((SELECT string_agg((to_jsonb(l) - 'inbox_id' - 'id')::text, ';' ORDER BY l.line_no)
+                                       FROM omnichan.order_inbox_line l WHERE l.inbox_id = i.id), '-')
+           || ' events ' || COALESCE((SELECT string_agg(e.kind || e.detail::text, ',' ORDER BY e.id)
+                                        FROM omnichan.order_event e WHERE e.inbox_id = i.id), '-') AS r
+      FROM omnichan.order_inbox i WHERE i.id > p_after
+) x
+$$;
+\set page '[{"external_id": "P1", "status": "Unshipped", "currency": "usd", "ordered_at": "2026-11-20T10:11:12.123456+02:00", "buyer": {"id": 4711, "name": " Paul Page ", "email": "Paul@Example.com", "phone": "+1 555"}, "shipping_address": {"name": "Paul Page", "street": "1 Page St", "street2": "", "city": "Berlin", "zip": "10115", "state": "BE", "country": "de", "phone": "+49"}, "billing_address": {"name": "Page GmbH", "street": "2 Bill St", "city": "Hamburg", "zip": "20095", "country": "DE"}, "totals": {"items": "44.98", "shipping": 4.99, "gift_wrap": "2.50", "discount": 3, "tax": 8.24, "total": 49.47}, "fees": [{"type": "referral", "amount": 6.75}], "sla": ["Prime", "prime", "Business"], "gift_message": "Line 1\\nLine 2", "lines": [{"external_id": "L1", "sku": "BW", "quantity": "2", "unit_price": 19.99, "tax": 6.66, "discount": "1.5"}, {"sku": "NOT-LINKED", "quantity": 1, "unit_price": 0}], "raw": {"id": "P1", "nested": {"a": [1, 2]}}}, {"external_id": "P2", "status": "Cancelled", "buyer": {"name": "Cancel Me"}, "lines": [{"sku": "BG", "quantity": 1, "unit_price": 5}]}, {"external_id": "P3", "cancelled": true, "ordered_at": null, "buyer": null, "shipping_address": {"name": "Ship Only", "country": "FR"}, "sla": [], "fees": null, "lines": [{"sku": "BG", "quantity": 0.5, "unit_price": "5.123456"}]}, {"external_id": 12345, "status": "shipped", "buyer": {"name": "Numeric Id"}, "lines": [{"sku": 777, "quantity": 3, "unit_price": 1}]}]'
+SELECT max(id) AS inbox_before FROM omnichan.order_inbox \gset
+SAVEPOINT page;
+SELECT count(omnichan.inbox_upsert('oc-batch', e)) AS page_n FROM jsonb_array_elements(:'page'::jsonb) e \gset
+SELECT pg_temp.inbox_rows(:inbox_before) AS rows_upsert \gset
+ROLLBACK TO SAVEPOINT page;
+SELECT is((SELECT row(stored, refused)::text FROM omnichan._inbox_store((SELECT id FROM omnichan.channel WHERE name = 'oc-batch'),
+                                                                         :'page'::jsonb)),
+          '(4,0)', 'a page of 4 valid orders stored in one call');
+SELECT is(pg_temp.inbox_rows(:inbox_before), :'rows_upsert', 'the same inbox rows, lines and events as inbox_upsert');
+ROLLBACK TO SAVEPOINT page;
+-- refused ones (held with inbox_upsert's error), a duplicate in the page, a known order
+SELECT is((SELECT row(stored, refused)::text FROM omnichan._inbox_store((SELECT id FROM omnichan.channel WHERE name = 'oc-batch'),
+    '[{"external_id": "Q1", "ordered_at": "2026-02-30T00:00:00Z", "buyer": {"name": "Q"}, "lines": [{"sku": "BW", "quantity": 1, "unit_price": 1}]},
+      {"external_id": "Q2", "cancelled": "yes", "buyer": {"name": "Q"}, "lines": [{"sku": "BW", "quantity": 1, "unit_price": 1}]},
+      {"external_id": "Q3", "buyer": {"name": "Q"}, "sla": ["prime!"], "lines": [{"sku": "BW", "quantity": 1, "unit_price": 1}]},
+      {"external_id": "Q4", "buyer": {"name": "Q"}, "lines": {"sku": "BW"}},
+      {"external_id": "Q5", "buyer": {"name": "Q"}, "lines": [{"sku": "BW", "quantity": 0, "unit_price": 1}]},
+      {"external_id": "Q6", "buyer": {"name": "Q", "email": "no-at-sign"}, "lines": [{"sku": "BW", "quantity": 1, "unit_price": 1}]},
+      {"external_id": "Q7", "buyer": {"name": "Q"}, "lines": [{"sku": "BW", "quantity": 1, "unit_price": 1}]},
+      {"external_id": "Q7", "buyer": {"name": "Q twice"}, "lines": [{"sku": "BW", "quantity": 2, "unit_price": 1}]},
+      {"external_id": "B01", "buyer": {"id": "BB-1", "name": "Anna Batch"}, "lines": [{"sku": "BW", "quantity": 1, "unit_price": 1}]},
+      "not an object"]'::jsonb)), '(3,7)', 'invalid orders are refused one by one, the others stored');
+SELECT results_eq(
+    $$SELECT i.external_id, i.state, i.last_error FROM omnichan.order_inbox i
+        JOIN omnichan.channel c ON c.id = i.channel_id
+       WHERE c.name = 'oc-batch' AND i.external_id ~ '^Q[1-6]$' ORDER BY 1$$,
+    $$VALUES ('Q1', 'held', 'invalid order: order field "ordered_at" must be a timestamp such as "2026-11-23T17:21:47Z"'),
+             ('Q2', 'held', 'invalid order: order field "cancelled" must be a boolean'),
+             ('Q3', 'held', 'invalid order: order field "sla" must be an array of flags of 1 to 32 letters, digits or "_"'),
+             ('Q4', 'held', 'invalid order: order field "lines" must be a non-empty array'),
+             ('Q5', 'held', 'invalid order: order field "lines[1].quantity" must be greater than 0'),
+             ('Q6', 'held', 'invalid order: order field "buyer.email" must be an e-mail address')$$,
+    'each refused order is held with the error inbox_upsert gives');
+SELECT is((SELECT buyer_name || ' ' || (SELECT sum(quantity) FROM omnichan.order_inbox_line l WHERE l.inbox_id = i.id)
+             FROM omnichan.order_inbox i JOIN omnichan.channel c ON c.id = i.channel_id
+            WHERE c.name = 'oc-batch' AND i.external_id = 'Q7'), 'Q twice 2',
+          'an order twice in a page: the later version wins');
+SELECT is((SELECT count(*) FROM omnichan.order_event e JOIN omnichan.order_inbox i ON i.id = e.inbox_id
+             JOIN omnichan.channel c ON c.id = i.channel_id
+            WHERE c.name = 'oc-batch' AND i.external_id = 'B01' AND e.kind = 'changed_after_materialization'), 1::bigint,
+          'an order already in Odoo: its change is recorded, never a second order');
+ROLLBACK TO SAVEPOINT page;
 
 SELECT * FROM finish();
 ROLLBACK;
