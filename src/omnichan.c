@@ -47,6 +47,7 @@ int			omnichan_retry_max_delay = 300000;
 int			omnichan_circuit_failure_threshold = 5;
 int			omnichan_circuit_open_time = 60000;
 int			omnichan_sync_log_retention = 7 * 24 * 3600;
+int			omnichan_target_refresh_delay = 2000;
 int			omnichan_debug_pull_commit_delay = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -210,6 +211,19 @@ _PG_init(void)
 							&omnichan_sync_log_retention,
 							7 * 24 * 3600, 60, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.target_refresh_delay",
+							"How long stock changes may wait before the listing targets of channels that are not real time follow them.",
+							"While every channel with listings of changed products pushes on a "
+							"cadence and none is due, the sync worker gathers stock changes for up "
+							"to this long and recomputes the targets once for all of them (order "
+							"bursts move the same products again and again). A real-time channel, "
+							"a channel whose push is due, or a full resync has them recomputed at "
+							"once. 0: always at once.",
+							&omnichan_target_refresh_delay,
+							2000, 0, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("omnichan.debug_pull_commit_delay",

@@ -138,6 +138,9 @@ typedef struct ChannelCache
 	" OR COALESCE(l.error_class IN ('fix', 'credentials') AND l.last_error_at >= $2, false))"
 
 static HTAB *Cache = NULL;
+
+/* when the targets were last recomputed (TargetsWanted) */
+static TimestampTz LastTargetsAt = 0;
 static MemoryContext SyncCxt = NULL;
 
 /* statements prepared once for the life of the worker (KeepSyncPlan) */
@@ -181,6 +184,7 @@ static ResultBatch *Results = NULL;
 
 static void RefreshCache(void);
 static int	RefreshTargets(int max_products);
+static bool TargetsWanted(TimestampTz now);
 static ChannelCache *CacheLookup(int32 channel_id);
 static void QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due);
 static void StartResyncProgress(ChannelCache *cc);
@@ -1048,6 +1052,41 @@ RefreshTargets(int max_products)
 }
 
 /*
+ * TargetsWanted
+ *		Whether this push cycle recomputes the targets of dirty products now.
+ *
+ * Yes when a real-time channel or a channel whose push is due (or that
+ * resyncs) could push them, or when the last recomputation is
+ * omnichan.target_refresh_delay old.  Otherwise stock changes wait: a burst
+ * of orders moves the same products at every page stored and every batch
+ * materialized, and one recomputation for all of them is enough for
+ * channels that push on a cadence.
+ */
+static bool
+TargetsWanted(TimestampTz now)
+{
+	HASH_SEQ_STATUS seq;
+	ChannelCache *cc;
+
+	if (omnichan_target_refresh_delay <= 0 ||
+		now >= TimestampTzPlusMilliseconds(LastTargetsAt, omnichan_target_refresh_delay))
+		return true;
+	hash_seq_init(&seq, Cache);
+	while ((cc = hash_seq_search(&seq)) != NULL)
+	{
+		if (!cc->seen || !cc->active || cc->paused || cc->connector == NULL)
+			continue;
+		if (cc->push_interval_ms <= 0 || cc->next_push_at == 0 || now >= cc->next_push_at ||
+			cc->full_resync_at != 0)
+		{
+			hash_seq_term(&seq);
+			return true;
+		}
+	}
+	return false;
+}
+
+/*
  * SyncPushCycle
  *		Targets, then due pushes.
  */
@@ -1070,20 +1109,31 @@ SyncPushCycle(TimestampTz *next_due)
 	 * nested loop over the picked rows) is quadratic once 100k products are
 	 * dirty.
 	 */
-	nest = NewGUCNestLevel();
-	(void) set_config_option("plan_cache_mode", "force_custom_plan", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	for (round = 0; round < 4; round++)
+	RefreshCache();
+	if (TargetsWanted(now))
 	{
-		if (RefreshTargets(REFRESH_BATCH) == 0)
-			break;
-		if (round == 3)
-			*next_due = now;	/* still dirty: come back at once */
+		nest = NewGUCNestLevel();
+		(void) set_config_option("plan_cache_mode", "force_custom_plan", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		for (round = 0; round < 4; round++)
+		{
+			if (RefreshTargets(REFRESH_BATCH) == 0)
+				break;
+			if (round == 3)
+				*next_due = now;	/* still dirty: come back at once */
+		}
+		AtEOXact_GUC(true, nest);
+		LastTargetsAt = now;
 	}
-	AtEOXact_GUC(true, nest);
+	else
+	{
+		TimestampTz due = TimestampTzPlusMilliseconds(LastTargetsAt, omnichan_target_refresh_delay);
+
+		if (*next_due == 0 || due < *next_due)
+			*next_due = due;
+	}
 
 	/* 2. pushes of the channels that are due */
-	RefreshCache();
 	hash_seq_init(&seq, Cache);
 	while ((cc = hash_seq_search(&seq)) != NULL)
 	{
