@@ -1694,7 +1694,8 @@ CREATE DOMAIN omnichan.job_url AS text
     CHECK (VALUE ~* '^https?://[^/@[:space:]]+(/[^[:space:]]*)?$' AND pg_catalog.length(VALUE) <= 8192);
 
 CREATE TABLE omnichan.job (
-    id                  bigserial PRIMARY KEY,
+    -- (half-full leaf pages: each state change adds a version of the key)
+    id                  bigserial PRIMARY KEY WITH (fillfactor = 50),
     channel_id          int REFERENCES omnichan.channel (id) ON DELETE CASCADE,
     operation           omnichan.job_operation NOT NULL DEFAULT 'http',
     method              text NOT NULL

@@ -840,26 +840,27 @@ ClaimAndStart(void *arg)
 	 * The (channel, operation) groups with queued work and the first due
 	 * time of each: a loose index scan over job_queue_group_idx, so the
 	 * cost grows with the number of groups, not with the queue's length.
+	 * A group's first entry in the index is its first due job, so one
+	 * descent per group gives both.  A generic plan: a custom plan, which
+	 * the plan cache kept choosing, meant planning the recursive CTE at
+	 * every claim.
 	 */
 	if (GroupsPlan == NULL)
-		GroupsPlan = KeepPlan("WITH RECURSIVE g (ch, op) AS ("
-							  "  (SELECT COALESCE(j.channel_id, 0), j.operation FROM omnichan.job j "
+		GroupsPlan = KeepPlan("WITH RECURSIVE g (ch, op, first) AS ("
+							  "  (SELECT COALESCE(j.channel_id, 0), j.operation, j.not_before FROM omnichan.job j "
 							  "    WHERE j.state = 'queued' "
-							  "    ORDER BY COALESCE(j.channel_id, 0), j.operation LIMIT 1) "
+							  "    ORDER BY COALESCE(j.channel_id, 0), j.operation, j.not_before LIMIT 1) "
 							  "  UNION ALL "
-							  "  SELECT n.ch, n.op FROM g CROSS JOIN LATERAL ("
-							  "    SELECT COALESCE(j.channel_id, 0) AS ch, j.operation AS op FROM omnichan.job j "
+							  "  SELECT n.ch, n.op, n.first FROM g CROSS JOIN LATERAL ("
+							  "    SELECT COALESCE(j.channel_id, 0) AS ch, j.operation AS op, j.not_before AS first "
+							  "      FROM omnichan.job j "
 							  "     WHERE j.state = 'queued' AND (COALESCE(j.channel_id, 0), j.operation) > (g.ch, g.op) "
-							  "     ORDER BY COALESCE(j.channel_id, 0), j.operation LIMIT 1) n"
+							  "     ORDER BY COALESCE(j.channel_id, 0), j.operation, j.not_before LIMIT 1) n"
 							  ") "
-							  "SELECT g.ch, g.op, f.first <= $1, f.first "
-							  "  FROM g CROSS JOIN LATERAL ("
-							  "    SELECT j.not_before AS first FROM omnichan.job j "
-							  "     WHERE j.state = 'queued' AND COALESCE(j.channel_id, 0) = g.ch AND j.operation = g.op "
-							  "     ORDER BY j.not_before LIMIT 1) f "
+							  "SELECT g.ch, g.op, g.first <= $1, g.first FROM g "
 							  " WHERE NOT EXISTS (SELECT 1 FROM omnichan.channel_state s "
 							  "                    WHERE s.channel_id = g.ch AND s.paused)",
-							  1, (Oid[]) {TIMESTAMPTZOID}, 0);
+							  1, (Oid[]) {TIMESTAMPTZOID}, CURSOR_OPT_GENERIC_PLAN);
 	values[0] = TimestampTzGetDatum(now);
 	ret = SPI_execute_plan(GroupsPlan, values, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
