@@ -1682,15 +1682,25 @@ REVOKE ALL ON FUNCTION omnichan.dirty_release(uuid) FROM PUBLIC;
 -- breaker, schedule, last results) is in omnichan.channel_state.
 -------------------------------------------------------------------------------
 
+-- A job's operation and URL are checked where they are written (INSERT, or
+-- an UPDATE that sets them), by their domains: a CHECK constraint of the
+-- table would run its regular expressions again on every state change of
+-- every job (the worker updates each job twice per attempt).  Same
+-- constraint names and SQLSTATE (23514) as table constraints.
+CREATE DOMAIN omnichan.job_operation AS text
+    CONSTRAINT job_operation_check CHECK (VALUE ~ '^[a-z][a-z0-9_]{0,39}$');
+CREATE DOMAIN omnichan.job_url AS text
+    CONSTRAINT job_url_check
+    CHECK (VALUE ~* '^https?://[^/@[:space:]]+(/[^[:space:]]*)?$' AND pg_catalog.length(VALUE) <= 8192);
+
 CREATE TABLE omnichan.job (
-    id                  bigserial PRIMARY KEY,
+    -- (half-full leaf pages: each state change adds a version of the key)
+    id                  bigserial PRIMARY KEY WITH (fillfactor = 50),
     channel_id          int REFERENCES omnichan.channel (id) ON DELETE CASCADE,
-    operation           text NOT NULL DEFAULT 'http'
-                        CHECK (operation ~ '^[a-z][a-z0-9_]{0,39}$'),
+    operation           omnichan.job_operation NOT NULL DEFAULT 'http',
     method              text NOT NULL
                         CHECK (method IN ('GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD')),
-    url                 text NOT NULL
-                        CHECK (url ~* '^https?://[^/@[:space:]]+(/[^[:space:]]*)?$' AND pg_catalog.length(url) <= 8192),
+    url                 omnichan.job_url NOT NULL,
     headers             jsonb NOT NULL DEFAULT '{}'
                         CHECK (pg_catalog.jsonb_typeof(headers) = 'object'),
     body                bytea CHECK (pg_catalog.octet_length(body) <= 67108864),
@@ -1709,8 +1719,10 @@ CREATE TABLE omnichan.job (
 );
 COMMENT ON TABLE omnichan.job IS
 'Outbound requests, durable: queued -> running (claim committed before sending) -> succeeded | failed | cancelled, or back to queued with a later not_before for a retry.';
-CREATE INDEX job_queue_idx ON omnichan.job (not_before, id) WHERE state = 'queued';
-CREATE INDEX job_running_idx ON omnichan.job (id) WHERE state = 'running';
+-- Few indexes: every state change of a job is a non-HOT update (state is in
+-- the partial indexes' predicates) that inserts the new row version into
+-- each index whose predicate it satisfies.  Jobs queued or running per
+-- channel (backlogs; also the interrupted jobs a starting worker re-queues):
 CREATE INDEX job_channel_idx ON omnichan.job (channel_id) WHERE state IN ('queued', 'running');
 -- the worker's claim: groups of (channel, operation) and their next jobs
 CREATE INDEX job_queue_group_idx ON omnichan.job ((COALESCE(channel_id, 0)), operation, not_before, id)
@@ -1733,7 +1745,9 @@ CREATE TABLE omnichan.sync_log (
 COMMENT ON TABLE omnichan.sync_log IS
 'Every request attempt: channel, operation, redacted URL, HTTP status, duration, attempt, outcome and error. Rows older than omnichan.sync_log_retention are deleted by the worker.';
 CREATE INDEX sync_log_at_idx ON omnichan.sync_log (at);
-CREATE INDEX sync_log_channel_idx ON omnichan.sync_log (channel_id, at);
+-- failed attempts per channel (channel_status.errors_last_hour): the
+-- successful ones, nearly all of them, are not indexed
+CREATE INDEX sync_log_channel_idx ON omnichan.sync_log (channel_id, at) WHERE outcome <> 'succeeded';
 
 CREATE TABLE omnichan.channel_state (
     channel_id              int PRIMARY KEY REFERENCES omnichan.channel (id) ON DELETE CASCADE,

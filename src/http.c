@@ -5,12 +5,15 @@
  *	  of the worker, driven by the worker's own wait loop.
  *
  * libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when
- * its next timeout is due (CURLMOPT_TIMERFUNCTION); HttpWait() puts those
- * sockets in a WaitEventSet together with the worker's latch and postmaster
- * death, so one wait serves both "a transaction committed stock changes" and
- * "a response arrived", without polling.  The set is kept from one wait to
- * the next and rebuilt only when libcurl adds or removes a socket (with
- * keep-alive connections, rarely).  libcurl's timer is a one-shot deadline:
+ * its next timeout is due (CURLMOPT_TIMERFUNCTION).  Those sockets live in an
+ * epoll set of their own, kept up to date from the socket callback; that
+ * epoll descriptor sits in a WaitEventSet together with the worker's latch
+ * and postmaster death, so one wait serves both "a transaction committed
+ * stock changes" and "a response arrived", without polling, and the
+ * WaitEventSet never changes.  (libcurl takes an idle keep-alive connection
+ * out of the watch when its transfer ends and puts it back when the next
+ * transfer reuses it: a WaitEventSet, which cannot drop a socket, had to be
+ * rebuilt at nearly every wait.)  libcurl's timer is a one-shot deadline:
  * once it has fired, only a new call of the timer callback sets another.
  *
  * Connections are reused (keep-alive, and HTTP/2 multiplexing over TLS when
@@ -31,6 +34,9 @@
  */
 #include "postgres.h"
 
+#include <sys/epoll.h>
+#include <unistd.h>
+
 #include <curl/curl.h>
 
 #include "miscadmin.h"
@@ -46,29 +52,15 @@
 
 #define MAX_RESPONSE_HEADERS	64
 #define MAX_HEADER_LINE			8192
-#define MAX_SOCKETS				1024
-
-/* a socket libcurl asked us to watch */
-typedef struct WatchedSocket
-{
-	curl_socket_t fd;
-	int			what;			/* CURL_POLL_IN / OUT / INOUT */
-} WatchedSocket;
+#define MAX_READY				64	/* socket events taken per epoll_wait */
 
 static CURLM *Multi = NULL;
-static WatchedSocket Sockets[MAX_SOCKETS];
-static int	NSockets = 0;
 static TimestampTz TimerAt = 0; /* libcurl's next timeout, 0 = none */
 static int	Inflight = 0;
 
-/*
- * The wait set: latch, postmaster death, then the sockets; SetPos[i] is the
- * position of Sockets[i] in it.  SetStale: a socket was added or removed
- * since it was built.
- */
+/* libcurl's sockets (epoll), and the wait set: latch, postmaster death, it */
+static int	SocketsFd = -1;
 static WaitEventSet *Set = NULL;
-static int	SetPos[MAX_SOCKETS];
-static bool SetStale = true;
 
 static int	SocketCallback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp);
 static int	TimerCallback(CURLM *multi, long timeout_ms, void *userp);
@@ -76,6 +68,7 @@ static size_t WriteCallback(char *data, size_t size, size_t nmemb, void *userp);
 static size_t HeaderCallback(char *data, size_t size, size_t nitems, void *userp);
 static void EnsureMulti(void);
 static bool PlainHttpAllowed(const char *url, char **why);
+static void DriveSockets(void);
 static void CollectDone(HttpRequest ***done, int *ndone, int *cap);
 static void Finish(HttpRequest *req, CURLcode code);
 
@@ -88,6 +81,12 @@ EnsureMulti(void)
 {
 	if (Multi != NULL)
 		return;
+	if (SocketsFd < 0)
+	{
+		SocketsFd = epoll_create1(EPOLL_CLOEXEC);
+		if (SocketsFd < 0)
+			elog(ERROR, "epoll_create1 failed: %m");
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		elog(ERROR, "could not initialize libcurl");
 	Multi = curl_multi_init();
@@ -119,50 +118,50 @@ HttpShutdown(void)
 		Multi = NULL;
 		curl_global_cleanup();
 	}
+	if (SocketsFd >= 0)
+	{
+		close(SocketsFd);
+		SocketsFd = -1;
+	}
 }
 
-/* SocketCallback: libcurl wants a socket watched (or no longer) */
+/*
+ * SocketCallback
+ *		libcurl wants a socket watched (or no longer): its registration in
+ *		the epoll set.  socketp is set (curl_multi_assign) once the socket is
+ *		in the set.  A socket closed without CURL_POLL_REMOVE has left the
+ *		set by itself (EEXIST/ENOENT are taken care of below).
+ */
 static int
 SocketCallback(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
-	int			i;
+	struct epoll_event ev;
 
-	for (i = 0; i < NSockets; i++)
-		if (Sockets[i].fd == fd)
-			break;
 	if (what == CURL_POLL_REMOVE)
 	{
-		if (i < NSockets)
+		if (socketp != NULL)
 		{
-			Sockets[i] = Sockets[--NSockets];
-			SetPos[i] = SetPos[NSockets];
-			SetStale = true;	/* (libcurl may close the socket next) */
+			(void) epoll_ctl(SocketsFd, EPOLL_CTL_DEL, fd, NULL);
+			curl_multi_assign(Multi, fd, NULL);
 		}
 		return 0;
 	}
-	if (i == NSockets)
+	memset(&ev, 0, sizeof(ev));
+	if (what & CURL_POLL_IN)
+		ev.events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		ev.events |= EPOLLOUT;
+	ev.data.fd = fd;
+	if (socketp == NULL)
 	{
-		if (NSockets == MAX_SOCKETS)
+		if (epoll_ctl(SocketsFd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
+			(errno != EEXIST || epoll_ctl(SocketsFd, EPOLL_CTL_MOD, fd, &ev) != 0))
 			return -1;			/* libcurl fails that transfer */
-		NSockets++;
-		SetStale = true;
+		curl_multi_assign(Multi, fd, (void *) 1);
 	}
-	else if (Sockets[i].what != what && !SetStale)
-	{
-		/* same socket, other direction(s): change its event in place */
-		uint32		ev = 0;
-
-		if (what & CURL_POLL_IN)
-			ev |= WL_SOCKET_READABLE;
-		if (what & CURL_POLL_OUT)
-			ev |= WL_SOCKET_WRITEABLE;
-		if (ev == 0 || SetPos[i] < 0)
-			SetStale = true;	/* not in the set, or to be taken out */
-		else
-			ModifyWaitEvent(Set, SetPos[i], ev, NULL);
-	}
-	Sockets[i].fd = fd;
-	Sockets[i].what = what;
+	else if (epoll_ctl(SocketsFd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+			 (errno != ENOENT || epoll_ctl(SocketsFd, EPOLL_CTL_ADD, fd, &ev) != 0))
+		return -1;
 	return 0;
 }
 
@@ -513,30 +512,30 @@ CollectDone(HttpRequest ***done, int *ndone, int *cap)
 }
 
 /*
- * BuildSet
- *		(Re)builds the wait set: latch, postmaster death, libcurl's sockets.
+ * DriveSockets
+ *		Hands the sockets that are ready to libcurl (without waiting).
  */
 static void
-BuildSet(void)
+DriveSockets(void)
 {
+	struct epoll_event ready[MAX_READY];
+	int			nready;
 	int			i;
+	int			running;
 
-	if (Set != NULL)
-		FreeWaitEventSet(Set);
-	Set = CreateWaitEventSet(TopMemoryContext, MAX_SOCKETS + 2);
-	AddWaitEventToSet(Set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(Set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (i = 0; i < NSockets; i++)
+	nready = epoll_wait(SocketsFd, ready, MAX_READY, 0);
+	for (i = 0; i < nready; i++)
 	{
-		uint32		ev = 0;
+		int			mask = 0;
 
-		if (Sockets[i].what & CURL_POLL_IN)
-			ev |= WL_SOCKET_READABLE;
-		if (Sockets[i].what & CURL_POLL_OUT)
-			ev |= WL_SOCKET_WRITEABLE;
-		SetPos[i] = (ev != 0) ? AddWaitEventToSet(Set, ev, Sockets[i].fd, NULL, NULL) : -1;
+		if (ready[i].events & EPOLLIN)
+			mask |= CURL_CSELECT_IN;
+		if (ready[i].events & EPOLLOUT)
+			mask |= CURL_CSELECT_OUT;
+		if (ready[i].events & (EPOLLERR | EPOLLHUP))
+			mask |= CURL_CSELECT_ERR;
+		curl_multi_socket_action(Multi, ready[i].data.fd, mask, &running);
 	}
-	SetStale = false;
 }
 
 /*
@@ -551,7 +550,7 @@ bool
 HttpWait(long timeout_ms, HttpRequest ***done, int *ndone)
 {
 	bool		latch_set = false;
-	WaitEvent	events[64];
+	WaitEvent	events[3];
 	int			nevents;
 	int			i;
 	int			running;
@@ -568,8 +567,13 @@ HttpWait(long timeout_ms, HttpRequest ***done, int *ndone)
 			timeout = left;
 	}
 
-	if (SetStale || Set == NULL)
-		BuildSet();
+	if (Set == NULL)
+	{
+		Set = CreateWaitEventSet(TopMemoryContext, 3);
+		AddWaitEventToSet(Set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(Set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		AddWaitEventToSet(Set, WL_SOCKET_READABLE, SocketsFd, NULL, NULL);
+	}
 	nevents = WaitEventSetWait(Set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
 
 	for (i = 0; i < nevents; i++)
@@ -579,16 +583,8 @@ HttpWait(long timeout_ms, HttpRequest ***done, int *ndone)
 			ResetLatch(MyLatch);
 			latch_set = true;
 		}
-		else if (events[i].events & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE))
-		{
-			int			mask = 0;
-
-			if (events[i].events & WL_SOCKET_READABLE)
-				mask |= CURL_CSELECT_IN;
-			if (events[i].events & WL_SOCKET_WRITEABLE)
-				mask |= CURL_CSELECT_OUT;
-			curl_multi_socket_action(Multi, events[i].fd, mask, &running);
-		}
+		else if (events[i].events & WL_SOCKET_READABLE)
+			DriveSockets();
 	}
 
 	/*

@@ -13,12 +13,14 @@
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "storage/itemptr.h"
 
 /* one request, owned by the engine from HttpStart until HttpFree */
 typedef struct HttpRequest
 {
 	/* input, set by the caller (allocated in req->cxt) */
 	int64		job_id;
+	ItemPointerData job_tid;	/* where the claim left the job's row */
 	int32		channel_id;		/* 0 = no channel */
 	char	   *operation;
 	char	   *method;

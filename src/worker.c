@@ -68,6 +68,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -304,6 +305,16 @@ static TimestampTz ClaimDue = 0;	/* next claim without another reason */
 static SPIPlanPtr GroupsPlan = NULL;
 static SPIPlanPtr ClaimPlan = NULL;
 static SPIPlanPtr OutcomesPlan = NULL;
+static SPIPlanPtr OutcomesByIdPlan = NULL;
+
+/* what an outcome sets in a job (r: the outcome) */
+#define OUTCOME_SET \
+	"SET state = r.state, response_status = NULLIF(r.status, 0), " \
+	"    response_headers = r.headers::jsonb, response_body = r.body, error = r.error, " \
+	"    finished_at = CASE WHEN r.state = 'queued' THEN NULL ELSE pg_catalog.clock_timestamp() END, " \
+	"    not_before = CASE WHEN r.state = 'queued' " \
+	"                      THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => r.delay) " \
+	"                      ELSE j.not_before END "
 static MemoryContext RequestsCxt = NULL;
 static HttpRequest **Inflight = NULL;	/* requests in flight */
 static int	NInflight = 0;
@@ -317,6 +328,7 @@ static void ClaimAndStart(void *arg);
 static void OutcomesAndClaim(void *arg);
 static void ClaimInSubtransaction(void *arg);
 static bool IsConnectorJob(HttpRequest *req);
+static void HeadersFromJsonb(HttpRequest *req, Jsonb *jb);
 static void Housekeeping(void *arg);
 static double BackoffSeconds(int attempt);
 static void PushCycle(void *arg);
@@ -521,7 +533,11 @@ BackoffSeconds(int attempt)
  * RecordOutcomes
  *		Writes the outcome of finished requests: the job (succeeded, failed,
  *		or queued again for a retry), one sync_log row per attempt, and the
- *		channels' state.  One transaction, a few set-based statements.
+ *		channels' state.  One statement in the common case: the jobs are
+ *		found by the ctid their claim returned (no index descent); a job
+ *		updated by someone else in between (its row moved) is found by its
+ *		id by a second statement, run only then.  What each channel's state
+ *		takes from the batch (last error, circuit) is worked out here.
  */
 static void
 RecordOutcomes(void *arg)
@@ -531,6 +547,7 @@ RecordOutcomes(void *arg)
 	const char **state_of = palloc(sizeof(char *) * n);
 	char	  **error_of = palloc(sizeof(char *) * n);
 	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum	   *tids = palloc(sizeof(Datum) * n);
 	Datum	   *states = palloc(sizeof(Datum) * n);
 	Datum	   *statuses = palloc(sizeof(Datum) * n);
 	Datum	   *rheaders = palloc(sizeof(Datum) * n);
@@ -543,21 +560,31 @@ RecordOutcomes(void *arg)
 	Datum	   *urls = palloc(sizeof(Datum) * n);
 	Datum	   *attempts = palloc(sizeof(Datum) * n);
 	Datum	   *durations = palloc(sizeof(Datum) * n);
-	Datum	   *circuits = palloc(sizeof(Datum) * n);
-	Datum	   *opened = palloc(sizeof(Datum) * n);
-	Datum	   *failures = palloc(sizeof(Datum) * n);
+	Datum	   *outcomes = palloc(sizeof(Datum) * n);
 	bool	   *enulls = palloc(sizeof(bool) * n);
 	bool	   *hnulls = palloc(sizeof(bool) * n);
 	bool	   *bnulls = palloc(sizeof(bool) * n);
-	bool	   *onulls = palloc(sizeof(bool) * n);
+	/* per channel: the latest (highest job id) error, circuit change, report */
+	int			nch = 0;
+	Datum	   *chids = palloc(sizeof(Datum) * n);
+	Datum	   *choks = palloc(sizeof(Datum) * n);
+	Datum	   *cherrs = palloc(sizeof(Datum) * n);
+	Datum	   *chcircuits = palloc(sizeof(Datum) * n);
+	Datum	   *chopened = palloc(sizeof(Datum) * n);
+	Datum	   *chfailures = palloc(sizeof(Datum) * n);
+	bool	   *cherrnulls = palloc(sizeof(bool) * n);
+	bool	   *chcircnulls = palloc(sizeof(bool) * n);
+	bool	   *chopnulls = palloc(sizeof(bool) * n);
+	int64	   *cherr_job = palloc(sizeof(int64) * n);
+	int64	   *chcirc_job = palloc(sizeof(int64) * n);
+	int64	   *chlast_job = palloc(sizeof(int64) * n);
 	int			dims[1];
 	int			lbs[1] = {1};
-	Oid			argtypes[16] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
-		BYTEAARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	TEXTARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT4ARRAYOID};
-	Datum		values[16];
+	Datum		values[21];
 	int			i,
-				ret;
+				ret,
+				updated;
+	bool		isnull;
 
 	for (i = 0; i < n; i++)
 	{
@@ -566,8 +593,8 @@ RecordOutcomes(void *arg)
 		const char *state;
 		double		delay = 0;
 		char	   *error = req->error;
-
 		double		throttle = SyncThrottled(req);
+		int			c;
 
 		if (throttle >= 0 && req->attempt < req->max_attempts)
 		{
@@ -598,6 +625,7 @@ RecordOutcomes(void *arg)
 		state_of[i] = state;
 		error_of[i] = error;
 		ids[i] = Int64GetDatum(req->job_id);
+		tids[i] = PointerGetDatum(&req->job_tid);
 		states[i] = CStringGetTextDatum(state);
 		statuses[i] = Int32GetDatum(req->status);
 		hnulls[i] = (req->nresponse_headers == 0);
@@ -616,94 +644,161 @@ RecordOutcomes(void *arg)
 		urls[i] = CStringGetTextDatum(HttpRedactUrl(req->url));
 		attempts[i] = Int32GetDatum(req->attempt);
 		durations[i] = Float8GetDatum(req->duration_ms);
-		circuits[i] = CStringGetTextDatum(report.circuit_changed ? CircuitName(report.circuit) : "");
-		onulls[i] = (report.circuit != CIRCUIT_OPEN);
-		opened[i] = onulls[i] ? (Datum) 0 : TimestampTzGetDatum(report.circuit_opened_at);
-		failures[i] = Int32GetDatum(report.consecutive_failures);
+		outcomes[i] = CStringGetTextDatum(strcmp(state, "queued") == 0 ? "retry" : state);
 
 		if (report.circuit_changed && req->channel_id != 0)
 			ereport(LOG,
 					(errmsg("omnichan worker: circuit breaker of channel %d is now %s (%d consecutive failures)",
 							req->channel_id, CircuitName(report.circuit), report.consecutive_failures)));
+		if (req->channel_id == 0)
+			continue;
+
+		/* the channel's state: from its requests of highest job id */
+		for (c = 0; c < nch; c++)
+			if (DatumGetInt32(chids[c]) == req->channel_id)
+				break;
+		if (c == nch)
+		{
+			chids[c] = Int32GetDatum(req->channel_id);
+			choks[c] = BoolGetDatum(false);
+			cherrnulls[c] = chcircnulls[c] = true;
+			cherr_job[c] = chcirc_job[c] = chlast_job[c] = PG_INT64_MIN;
+			nch++;
+		}
+		if (strcmp(state, "succeeded") == 0)
+			choks[c] = BoolGetDatum(true);
+		if (error != NULL && req->job_id > cherr_job[c])
+		{
+			cherr_job[c] = req->job_id;
+			cherrs[c] = errors[i];
+			cherrnulls[c] = false;
+		}
+		if (report.circuit_changed && req->job_id > chcirc_job[c])
+		{
+			chcirc_job[c] = req->job_id;
+			chcircuits[c] = CStringGetTextDatum(CircuitName(report.circuit));
+			chcircnulls[c] = false;
+		}
+		if (req->job_id > chlast_job[c])
+		{
+			chlast_job[c] = req->job_id;
+			chopnulls[c] = (report.circuit != CIRCUIT_OPEN);
+			chopened[c] = chopnulls[c] ? (Datum) 0 : TimestampTzGetDatum(report.circuit_opened_at);
+			chfailures[c] = Int32GetDatum(report.consecutive_failures);
+		}
 	}
 
-	dims[0] = n;
 #define ARR(d, nulls, typ, len, byval, align) \
 	PointerGetDatum(construct_md_array(d, nulls, 1, dims, lbs, typ, len, byval, align))
+	dims[0] = n;
 	values[0] = ARR(ids, NULL, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-	values[1] = ARR(states, NULL, TEXTOID, -1, false, TYPALIGN_INT);
-	values[2] = ARR(statuses, NULL, INT4OID, 4, true, TYPALIGN_INT);
-	values[3] = ARR(rheaders, hnulls, TEXTOID, -1, false, TYPALIGN_INT);
-	values[4] = ARR(bodies, bnulls, BYTEAOID, -1, false, TYPALIGN_INT);
-	values[5] = ARR(errors, enulls, TEXTOID, -1, false, TYPALIGN_INT);
-	values[6] = ARR(delays, NULL, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-	values[7] = ARR(channels, NULL, INT4OID, 4, true, TYPALIGN_INT);
-	values[8] = ARR(ops, NULL, TEXTOID, -1, false, TYPALIGN_INT);
-	values[9] = ARR(methods, NULL, TEXTOID, -1, false, TYPALIGN_INT);
-	values[10] = ARR(urls, NULL, TEXTOID, -1, false, TYPALIGN_INT);
-	values[11] = ARR(attempts, NULL, INT4OID, 4, true, TYPALIGN_INT);
-	values[12] = ARR(durations, NULL, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-	values[13] = ARR(circuits, NULL, TEXTOID, -1, false, TYPALIGN_INT);
-	values[14] = ARR(opened, onulls, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-	values[15] = ARR(failures, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[1] = ARR(tids, NULL, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT);
+	values[2] = ARR(states, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[3] = ARR(statuses, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[4] = ARR(rheaders, hnulls, TEXTOID, -1, false, TYPALIGN_INT);
+	values[5] = ARR(bodies, bnulls, BYTEAOID, -1, false, TYPALIGN_INT);
+	values[6] = ARR(errors, enulls, TEXTOID, -1, false, TYPALIGN_INT);
+	values[7] = ARR(delays, NULL, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	values[8] = ARR(channels, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[9] = ARR(ops, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[10] = ARR(methods, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[11] = ARR(urls, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	values[12] = ARR(attempts, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[13] = ARR(durations, NULL, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	values[14] = ARR(outcomes, NULL, TEXTOID, -1, false, TYPALIGN_INT);
+	dims[0] = nch;
+	values[15] = ARR(chids, NULL, INT4OID, 4, true, TYPALIGN_INT);
+	values[16] = ARR(choks, NULL, BOOLOID, 1, true, TYPALIGN_CHAR);
+	values[17] = ARR(cherrs, cherrnulls, TEXTOID, -1, false, TYPALIGN_INT);
+	values[18] = ARR(chcircuits, chcircnulls, TEXTOID, -1, false, TYPALIGN_INT);
+	values[19] = ARR(chopened, chopnulls, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	values[20] = ARR(chfailures, NULL, INT4OID, 4, true, TYPALIGN_INT);
 #undef ARR
 
+	/*
+	 * A generic plan (its shape does not depend on the arrays: a TID scan
+	 * per job, an insert per attempt, an upsert per channel), prepared once.
+	 */
 	if (OutcomesPlan == NULL)
-		OutcomesPlan = KeepPlan(
-								"WITH r AS ("
-								"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]), "
-								"       pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::bytea[]), "
-								"       pg_catalog.unnest($6::text[]), pg_catalog.unnest($7::float8[]), pg_catalog.unnest($8::int4[]), "
-								"       pg_catalog.unnest($9::text[]), pg_catalog.unnest($10::text[]), pg_catalog.unnest($11::text[]), "
-								"       pg_catalog.unnest($12::int4[]), pg_catalog.unnest($13::float8[]), pg_catalog.unnest($14::text[]), "
-								"       pg_catalog.unnest($15::timestamptz[]), pg_catalog.unnest($16::int4[])) "
-								"       AS r(id, state, status, headers, body, error, delay, channel_id, operation, "
-								"            method, url, attempt, duration, circuit, opened_at, failures)"
-								"), upd AS ("
-								"  UPDATE omnichan.job j "
-								"     SET state = r.state, response_status = NULLIF(r.status, 0), "
-								"         response_headers = r.headers::jsonb, response_body = r.body, error = r.error, "
-								"         finished_at = CASE WHEN r.state = 'queued' THEN NULL ELSE pg_catalog.clock_timestamp() END, "
-								"         not_before = CASE WHEN r.state = 'queued' "
-								"                           THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => r.delay) "
-								"                           ELSE j.not_before END "
-								"    FROM r WHERE j.id = r.id AND j.state = 'running' "
+	{
+		Oid			argtypes[21] = {INT8ARRAYOID, TIDARRAYOID, TEXTARRAYOID, INT4ARRAYOID,
+			TEXTARRAYOID, BYTEAARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID, INT4ARRAYOID,
+			TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4ARRAYOID, FLOAT8ARRAYOID,
+			TEXTARRAYOID, INT4ARRAYOID, BOOLARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TIMESTAMPTZARRAYOID, INT4ARRAYOID};
+
+		OutcomesPlan = KeepPlan("WITH upd AS ("
+								"  UPDATE omnichan.job j " OUTCOME_SET
+								"    FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::tid[]), "
+								"         pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::int4[]), "
+								"         pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::bytea[]), "
+								"         pg_catalog.unnest($7::text[]), pg_catalog.unnest($8::float8[])) "
+								"         AS r(id, tid, state, status, headers, body, error, delay) "
+								"   WHERE j.ctid = r.tid AND j.id = r.id AND j.state = 'running' "
+								"  RETURNING 1"
 								"), log AS ("
 								"  INSERT INTO omnichan.sync_log (channel_id, job_id, operation, method, url, attempt, "
 								"                                 status, duration_ms, outcome, error) "
 								"  SELECT NULLIF(r.channel_id, 0), r.id, r.operation, r.method, r.url, r.attempt, "
-								"         NULLIF(r.status, 0), r.duration, "
-								"         CASE r.state WHEN 'queued' THEN 'retry' ELSE r.state END, r.error FROM r "
+								"         NULLIF(r.status, 0), r.duration, r.outcome, r.error "
+								"    FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($4::int4[]), "
+								"         pg_catalog.unnest($7::text[]), pg_catalog.unnest($9::int4[]), "
+								"         pg_catalog.unnest($10::text[]), pg_catalog.unnest($11::text[]), "
+								"         pg_catalog.unnest($12::text[]), pg_catalog.unnest($13::int4[]), "
+								"         pg_catalog.unnest($14::float8[]), pg_catalog.unnest($15::text[])) "
+								"         AS r(id, status, error, channel_id, operation, method, url, attempt, "
+								"              duration, outcome)"
 								"), ch AS ("
-								"  SELECT r.channel_id, "
-								"         pg_catalog.max(pg_catalog.clock_timestamp()) FILTER (WHERE r.state = 'succeeded') AS ok_at, "
-								"         (pg_catalog.array_agg(r.error ORDER BY r.id DESC) FILTER (WHERE r.error IS NOT NULL))[1] AS err, "
-								"         (pg_catalog.array_agg(r.circuit ORDER BY r.id DESC) FILTER (WHERE r.circuit <> ''))[1] AS circuit, "
-								"         (pg_catalog.array_agg(r.opened_at ORDER BY r.id DESC))[1] AS opened_at, "
-								"         (pg_catalog.array_agg(r.failures ORDER BY r.id DESC))[1] AS failures "
-								"    FROM r WHERE r.channel_id <> 0 "
-								"     AND EXISTS (SELECT 1 FROM omnichan.channel c WHERE c.id = r.channel_id) "
-								"   GROUP BY r.channel_id"
+								"  SELECT * FROM ROWS FROM (pg_catalog.unnest($16::int4[]), pg_catalog.unnest($17::bool[]), "
+								"         pg_catalog.unnest($18::text[]), pg_catalog.unnest($19::text[]), "
+								"         pg_catalog.unnest($20::timestamptz[]), pg_catalog.unnest($21::int4[])) "
+								"         AS ch(channel_id, ok, err, circuit, opened_at, failures) "
+								"   WHERE EXISTS (SELECT 1 FROM omnichan.channel c WHERE c.id = ch.channel_id)"
+								"), st AS ("
+								"  INSERT INTO omnichan.channel_state AS s (channel_id, last_success_at, last_error, "
+								"              last_error_at, circuit, circuit_opened_at, consecutive_failures) "
+								"  SELECT ch.channel_id, CASE WHEN ch.ok THEN pg_catalog.clock_timestamp() END, ch.err, "
+								"         CASE WHEN ch.err IS NOT NULL THEN pg_catalog.clock_timestamp() END, "
+								"         COALESCE(ch.circuit, 'closed'), ch.opened_at, ch.failures FROM ch "
+								"  ON CONFLICT (channel_id) DO UPDATE SET "
+								"     last_success_at = COALESCE(excluded.last_success_at, s.last_success_at), "
+								"     last_error = COALESCE(excluded.last_error, s.last_error), "
+								"     last_error_at = COALESCE(excluded.last_error_at, s.last_error_at), "
+								"     circuit = CASE WHEN excluded.circuit IS DISTINCT FROM s.circuit "
+								"                     AND (SELECT c.circuit FROM ch c WHERE c.channel_id = s.channel_id) IS NOT NULL "
+								"                    THEN excluded.circuit ELSE s.circuit END, "
+								"     circuit_opened_at = CASE WHEN excluded.circuit = 'open' THEN excluded.circuit_opened_at "
+								"                              WHEN (SELECT c.circuit FROM ch c WHERE c.channel_id = s.channel_id) IS NOT NULL "
+								"                              THEN NULL ELSE s.circuit_opened_at END, "
+								"     consecutive_failures = excluded.consecutive_failures"
 								") "
-								"INSERT INTO omnichan.channel_state AS s (channel_id, last_success_at, last_error, last_error_at, "
-								"                                         circuit, circuit_opened_at, consecutive_failures) "
-								"SELECT ch.channel_id, ch.ok_at, ch.err, CASE WHEN ch.err IS NOT NULL THEN pg_catalog.clock_timestamp() END, "
-								"       COALESCE(ch.circuit, 'closed'), ch.opened_at, ch.failures FROM ch "
-								"ON CONFLICT (channel_id) DO UPDATE SET "
-								"   last_success_at = COALESCE(excluded.last_success_at, s.last_success_at), "
-								"   last_error = COALESCE(excluded.last_error, s.last_error), "
-								"   last_error_at = COALESCE(excluded.last_error_at, s.last_error_at), "
-								"   circuit = CASE WHEN excluded.circuit IS DISTINCT FROM s.circuit "
-								"                   AND (SELECT c.circuit FROM ch c WHERE c.channel_id = s.channel_id) IS NOT NULL "
-								"                  THEN excluded.circuit ELSE s.circuit END, "
-								"   circuit_opened_at = CASE WHEN excluded.circuit = 'open' THEN excluded.circuit_opened_at "
-								"                            WHEN (SELECT c.circuit FROM ch c WHERE c.channel_id = s.channel_id) IS NOT NULL "
-								"                            THEN NULL ELSE s.circuit_opened_at END, "
-								"   consecutive_failures = excluded.consecutive_failures",
-								16, argtypes, 0);
+								"SELECT pg_catalog.count(*)::int4 FROM upd",
+								21, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	}
 	ret = SPI_execute_plan(OutcomesPlan, values, NULL, false, 0);
-	if (ret < 0)
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not record request outcomes: %s", SPI_result_code_string(ret));
+	updated = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* some jobs were not where their claim left them: by id */
+	if (updated < n)
+	{
+		if (OutcomesByIdPlan == NULL)
+			OutcomesByIdPlan = KeepPlan("UPDATE omnichan.job j " OUTCOME_SET
+										"  FROM ROWS FROM (pg_catalog.unnest($1::int8[]), pg_catalog.unnest($2::text[]), "
+										"       pg_catalog.unnest($3::int4[]), pg_catalog.unnest($4::text[]), "
+										"       pg_catalog.unnest($5::bytea[]), pg_catalog.unnest($6::text[]), "
+										"       pg_catalog.unnest($7::float8[])) "
+										"       AS r(id, state, status, headers, body, error, delay) "
+										" WHERE j.id = r.id AND j.state = 'running'",
+										7, (Oid[]) {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TEXTARRAYOID,
+										BYTEAARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID}, 0);
+		ret = SPI_execute_plan(OutcomesByIdPlan, (Datum[]) {values[0], values[2], values[3],
+											values[4], values[5], values[6], values[7]},
+							   NULL, false, 0);
+		if (ret != SPI_OK_UPDATE)
+			elog(ERROR, "could not record request outcomes: %s", SPI_result_code_string(ret));
+	}
 
 	/* connector jobs: tokens, per-listing results (one UPDATE for all) */
 	SyncCompleteBegin();
@@ -745,26 +840,27 @@ ClaimAndStart(void *arg)
 	 * The (channel, operation) groups with queued work and the first due
 	 * time of each: a loose index scan over job_queue_group_idx, so the
 	 * cost grows with the number of groups, not with the queue's length.
+	 * A group's first entry in the index is its first due job, so one
+	 * descent per group gives both.  A generic plan: a custom plan, which
+	 * the plan cache kept choosing, meant planning the recursive CTE at
+	 * every claim.
 	 */
 	if (GroupsPlan == NULL)
-		GroupsPlan = KeepPlan("WITH RECURSIVE g (ch, op) AS ("
-							  "  (SELECT COALESCE(j.channel_id, 0), j.operation FROM omnichan.job j "
+		GroupsPlan = KeepPlan("WITH RECURSIVE g (ch, op, first) AS ("
+							  "  (SELECT COALESCE(j.channel_id, 0), j.operation, j.not_before FROM omnichan.job j "
 							  "    WHERE j.state = 'queued' "
-							  "    ORDER BY COALESCE(j.channel_id, 0), j.operation LIMIT 1) "
+							  "    ORDER BY COALESCE(j.channel_id, 0), j.operation, j.not_before LIMIT 1) "
 							  "  UNION ALL "
-							  "  SELECT n.ch, n.op FROM g CROSS JOIN LATERAL ("
-							  "    SELECT COALESCE(j.channel_id, 0) AS ch, j.operation AS op FROM omnichan.job j "
+							  "  SELECT n.ch, n.op, n.first FROM g CROSS JOIN LATERAL ("
+							  "    SELECT COALESCE(j.channel_id, 0) AS ch, j.operation AS op, j.not_before AS first "
+							  "      FROM omnichan.job j "
 							  "     WHERE j.state = 'queued' AND (COALESCE(j.channel_id, 0), j.operation) > (g.ch, g.op) "
-							  "     ORDER BY COALESCE(j.channel_id, 0), j.operation LIMIT 1) n"
+							  "     ORDER BY COALESCE(j.channel_id, 0), j.operation, j.not_before LIMIT 1) n"
 							  ") "
-							  "SELECT g.ch, g.op, f.first <= $1, f.first "
-							  "  FROM g CROSS JOIN LATERAL ("
-							  "    SELECT j.not_before AS first FROM omnichan.job j "
-							  "     WHERE j.state = 'queued' AND COALESCE(j.channel_id, 0) = g.ch AND j.operation = g.op "
-							  "     ORDER BY j.not_before LIMIT 1) f "
+							  "SELECT g.ch, g.op, g.first <= $1, g.first FROM g "
 							  " WHERE NOT EXISTS (SELECT 1 FROM omnichan.channel_state s "
 							  "                    WHERE s.channel_id = g.ch AND s.paused)",
-							  1, (Oid[]) {TIMESTAMPTZOID}, 0);
+							  1, (Oid[]) {TIMESTAMPTZOID}, CURSOR_OPT_GENERIC_PLAN);
 	values[0] = TimestampTzGetDatum(now);
 	ret = SPI_execute_plan(GroupsPlan, values, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -842,8 +938,8 @@ ClaimAndStart(void *arg)
 	values[4] = PointerGetDatum(construct_md_array(gready, NULL, 1, dims, lbs, BOOLOID, 1, true, TYPALIGN_CHAR));
 	/*
 	 * A generic plan: its shape does not depend on the values (one index
-	 * scan of job_queue_group_idx per group, LIMIT n, then the job's
-	 * primary key), and the custom plans the plan cache would otherwise keep
+	 * scan of job_queue_group_idx per group, LIMIT n, then the locked row
+	 * by its ctid: no second index descent per job), and the custom plans the plan cache would otherwise keep
 	 * choosing (they know the arrays' lengths) cost a planning of this
 	 * statement per claim, about half a millisecond.
 	 */
@@ -853,8 +949,8 @@ ClaimAndStart(void *arg)
 							 "                           pg_catalog.unnest($3::int4[]), pg_catalog.unnest($5::bool[])) "
 							 "       AS l(channel_id, operation, n, ready)"
 							 "), locked AS ("
-							 "  SELECT c.id FROM lim l CROSS JOIN LATERAL ("
-							 "    SELECT j.id FROM omnichan.job j "
+							 "  SELECT c.id, c.ctid FROM lim l CROSS JOIN LATERAL ("
+							 "    SELECT j.id, j.ctid FROM omnichan.job j "
 							 "     WHERE COALESCE(j.channel_id, 0) = l.channel_id AND j.operation = l.operation "
 							 "       AND j.state = 'queued' AND j.not_before <= $4 "
 							 "       AND (l.ready OR (j.payload IS NULL AND j.operation <> 'auth')) "
@@ -863,10 +959,9 @@ ClaimAndStart(void *arg)
 							 ") "
 							 "UPDATE omnichan.job j SET state = 'running', attempts = j.attempts + 1, "
 							 "       started_at = pg_catalog.clock_timestamp() "
-							 "  FROM locked WHERE j.id = locked.id "
+							 "  FROM locked WHERE j.ctid = locked.ctid AND j.id = locked.id "
 							 "RETURNING j.id, COALESCE(j.channel_id, 0), j.operation, j.method, j.url, "
-							 "          ARRAY(SELECT h.key || ': ' || h.value FROM pg_catalog.jsonb_each_text(j.headers) h), "
-							 "          j.body, j.attempts, j.max_attempts, j.payload::text",
+							 "          j.headers, j.body, j.attempts, j.max_attempts, j.payload::text, j.ctid",
 							 5, (Oid[]) {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID, BOOLARRAYOID},
 							 CURSOR_OPT_GENERIC_PLAN);
 	ret = SPI_execute_plan(ClaimPlan, values, NULL, false, 0);
@@ -881,21 +976,13 @@ ClaimAndStart(void *arg)
 		HttpRequest *req = HttpNew(RequestsCxt);
 		MemoryContext old = MemoryContextSwitchTo(req->cxt);
 		Datum		d;
-		Datum	   *elems;
-		bool	   *nulls;
-		int			nh,
-					i;
 
 		req->job_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 		req->channel_id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
 		req->operation = SPI_getvalue(tup, desc, 3);
 		req->method = SPI_getvalue(tup, desc, 4);
 		req->url = SPI_getvalue(tup, desc, 5);
-		d = SPI_getbinval(tup, desc, 6, &isnull);
-		deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nh);
-		req->headers = palloc(sizeof(char *) * Max(nh, 1));
-		for (i = 0; i < nh; i++)
-			req->headers[req->nheaders++] = TextDatumGetCString(elems[i]);
+		HeadersFromJsonb(req, DatumGetJsonbP(SPI_getbinval(tup, desc, 6, &isnull)));
 		d = SPI_getbinval(tup, desc, 7, &isnull);
 		if (!isnull)
 		{
@@ -907,11 +994,69 @@ ClaimAndStart(void *arg)
 		req->attempt = DatumGetInt32(SPI_getbinval(tup, desc, 8, &isnull));
 		req->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 9, &isnull));
 		req->payload = SPI_getvalue(tup, desc, 10);
+		req->job_tid = *(ItemPointer) DatumGetPointer(SPI_getbinval(tup, desc, 11, &isnull));
 		MemoryContextSwitchTo(old);
 
 		ThrottleStart(req->channel_id, req->operation, now);
 		Inflight[NInflight++] = req;
 		result->started++;
+	}
+}
+
+/*
+ * HeadersFromJsonb
+ *		The request headers of a job ("Name: value" strings) from its headers
+ *		object: what "key || ': ' || value" over jsonb_each_text gives, read
+ *		in place (a set-returning function per claimed job cost about a
+ *		microsecond for nothing when, as usual, there are none).  A JSON
+ *		null sends no header.
+ */
+static void
+HeadersFromJsonb(HttpRequest *req, Jsonb *jb)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	int			n = JB_ROOT_IS_OBJECT(jb) ? JB_ROOT_COUNT(jb) : 0;
+
+	req->headers = palloc(sizeof(char *) * Max(n, 1));
+	if (n == 0)
+		return;
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *value;
+
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE || key == NULL || req->nheaders >= n)
+			continue;
+		switch (v.type)
+		{
+			case jbvString:
+				value = pnstrdup(v.val.string.val, v.val.string.len);
+				break;
+			case jbvNumeric:
+				value = DatumGetCString(DirectFunctionCall1(numeric_out,
+															NumericGetDatum(v.val.numeric)));
+				break;
+			case jbvBool:
+				value = v.val.boolean ? "true" : "false";
+				break;
+			case jbvBinary:
+				value = JsonbToCString(NULL, v.val.binary.data, v.val.binary.len);
+				break;
+			default:
+				value = NULL;	/* null */
+				break;
+		}
+		if (value != NULL)
+			req->headers[req->nheaders++] = psprintf("%s: %s", key, value);
+		key = NULL;
 	}
 }
 
