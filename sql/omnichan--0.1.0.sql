@@ -2563,7 +2563,7 @@ CREATE TABLE omnichan.customer_link (
 );
 CREATE INDEX customer_link_partner_idx ON omnichan.customer_link (partner_id);
 -- Odoo has no index on res_partner.email_normalized: without this one, finding
--- a new buyer's partner by e-mail (_order_customer) reads every partner.
+-- a new buyer's partner by e-mail (_materialize_set) reads every partner.
 CREATE INDEX IF NOT EXISTS omnichan_res_partner_email_idx ON public.res_partner (email_normalized)
     WHERE parent_id IS NULL;
 ALTER INDEX public.omnichan_res_partner_email_idx DEPENDS ON EXTENSION omnichan;
@@ -3373,15 +3373,6 @@ BEGIN
 END
 $$;
 
--- Next name of an Odoo sequence by code for a company (ir.sequence.next_by_code).
-CREATE FUNCTION omnichan._odoo_sequence_next(p_code text, p_company_id int)
-RETURNS text
-LANGUAGE sql
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT (omnichan._odoo_sequence_next_n(p_code, p_company_id, 1))[1]
-$$;
-
 -- The res_country_state of a state given by code or name in a country
 -- (NULL when not found, or when Odoo's table is not there).
 CREATE FUNCTION omnichan._country_state(p_country_id int, p_state text)
@@ -3400,143 +3391,6 @@ BEGIN
      WHERE s.country_id = p_country_id AND (upper(s.code) = upper(p_state) OR lower(s.name::text) = lower(p_state))
      ORDER BY s.id LIMIT 1;
     RETURN st;
-END
-$$;
-
--- Insert a res_partner with the columns Odoo writes for a new contact or
--- address (traces 01 and 08: active, type, lang, commercial_partner_id,
--- complete_name, partner_share, ...).
-CREATE FUNCTION omnichan._partner_insert(p_parent_id int, p_type text, p_name text, p_street text, p_street2 text,
-                                         p_city text, p_zip text, p_state text, p_country text, p_email text,
-                                         p_phone text, p_lang text, p_uid int)
-RETURNS int
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    pid int := nextval('public.res_partner_id_seq');
-    parent public.res_partner;
-    country int;
-    st int;
-    now_utc timestamp := now() AT TIME ZONE 'UTC';
-BEGIN
-    IF p_country IS NOT NULL THEN
-        SELECT id INTO country FROM public.res_country WHERE code = p_country;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'country "%" is unknown to Odoo', p_country
-                USING ERRCODE = 'invalid_parameter_value', HINT = 'Countries are the res_country rows, by code.';
-        END IF;
-        st := omnichan._country_state(country, p_state);
-    END IF;
-    IF p_parent_id IS NOT NULL THEN
-        SELECT * INTO parent FROM public.res_partner WHERE id = p_parent_id;
-    END IF;
-    INSERT INTO public.res_partner
-        (id, name, type, parent_id, street, street2, city, zip, state_id, country_id, email, phone,
-         active, is_company, lang, tz, user_id, color, customer_rank, supplier_rank, message_bounce,
-         invoice_warn, picking_warn, purchase_warn, sale_warn,
-         commercial_partner_id, complete_name, partner_share, email_normalized, phone_sanitized,
-         create_uid, write_uid, create_date, write_date)
-    VALUES
-        (pid, p_name, p_type, p_parent_id, p_street, p_street2, p_city, p_zip, st, country, p_email, p_phone,
-         true, false, p_lang, NULL, NULL, 0, 0, 0, 0,
-         'no-message', 'no-message', 'no-message', 'no-message',
-         COALESCE(parent.commercial_partner_id, parent.id, pid),
-         CASE WHEN parent.id IS NULL THEN COALESCE(p_name, '')
-              ELSE btrim(COALESCE(parent.name, '') || ', ' || COALESCE(p_name, '')) END,
-         true, lower(p_email), p_phone,
-         p_uid, p_uid, now_utc, now_utc);
-    RETURN pid;
-END
-$$;
-
--- The partner to use for an address of a customer: the customer itself when
--- the address is its own, else its child address of that type with the same
--- name and address (created when missing).
-CREATE FUNCTION omnichan._address_partner(p_partner_id int, p_type text, p_name text, p_street text, p_street2 text,
-                                          p_city text, p_zip text, p_state text, p_country text, p_phone text,
-                                          p_lang text, p_uid int)
-RETURNS int
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    cid int;
-    child int;
-BEGIN
-    IF p_street IS NULL AND p_city IS NULL AND p_zip IS NULL AND p_country IS NULL THEN
-        RETURN p_partner_id;	-- no address given: the customer's
-    END IF;
-    SELECT id INTO cid FROM public.res_country WHERE code = p_country;
-    IF EXISTS (SELECT 1 FROM public.res_partner p
-                WHERE p.id = p_partner_id
-                  AND (p_name IS NULL OR p.name IS NOT DISTINCT FROM p_name)
-                  AND p.street IS NOT DISTINCT FROM p_street AND p.street2 IS NOT DISTINCT FROM p_street2
-                  AND p.city IS NOT DISTINCT FROM p_city AND p.zip IS NOT DISTINCT FROM p_zip
-                  AND p.country_id IS NOT DISTINCT FROM cid) THEN
-        RETURN p_partner_id;
-    END IF;
-    SELECT p.id INTO child FROM public.res_partner p
-     WHERE p.parent_id = p_partner_id AND p.type = p_type AND p.active
-       AND p.name IS NOT DISTINCT FROM COALESCE(p_name, (SELECT name FROM public.res_partner WHERE id = p_partner_id))
-       AND p.street IS NOT DISTINCT FROM p_street AND p.street2 IS NOT DISTINCT FROM p_street2
-       AND p.city IS NOT DISTINCT FROM p_city AND p.zip IS NOT DISTINCT FROM p_zip
-       AND p.country_id IS NOT DISTINCT FROM cid
-     ORDER BY p.id LIMIT 1;
-    IF FOUND THEN
-        RETURN child;
-    END IF;
-    RETURN omnichan._partner_insert(p_partner_id, p_type,
-                                    COALESCE(p_name, (SELECT name FROM public.res_partner WHERE id = p_partner_id)),
-                                    p_street, p_street2, p_city, p_zip, p_state, p_country, NULL, p_phone, p_lang, p_uid);
-END
-$$;
-
--- The Odoo customer of an inbox order: by the channel's buyer id, else by
--- e-mail, else a new partner (its address: the billing address if given,
--- else the shipping address).
-CREATE FUNCTION omnichan._order_customer(i omnichan.order_inbox, p_lang text, p_uid int)
-RETURNS int
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    pid int;
-    has_bill boolean := i.bill_street IS NOT NULL OR i.bill_city IS NOT NULL OR i.bill_country IS NOT NULL;
-BEGIN
-    -- one transaction at a time per buyer: a repeat buyer is never created twice
-    PERFORM pg_advisory_xact_lock(hashtext('omnichan.customer'),
-                                  hashtext(i.channel_id || ':' || COALESCE(i.buyer_id, lower(i.buyer_email), '')));
-    IF i.buyer_id IS NOT NULL THEN
-        SELECT l.partner_id INTO pid FROM omnichan.customer_link l
-          JOIN public.res_partner p ON p.id = l.partner_id AND p.active
-         WHERE l.channel_id = i.channel_id AND l.buyer_id = i.buyer_id;
-    END IF;
-    IF pid IS NULL AND i.buyer_email IS NOT NULL THEN
-        SELECT p.id INTO pid FROM public.res_partner p
-         WHERE p.email_normalized = lower(i.buyer_email) AND p.parent_id IS NULL AND p.active
-           AND COALESCE(p.partner_share, true)
-         ORDER BY p.id LIMIT 1;
-    END IF;
-    IF pid IS NULL THEN
-        IF has_bill THEN
-            pid := omnichan._partner_insert(NULL, 'contact', COALESCE(i.buyer_name, i.bill_name, i.ship_name),
-                                            i.bill_street, i.bill_street2, i.bill_city, i.bill_zip, i.bill_state,
-                                            i.bill_country, i.buyer_email, COALESCE(i.buyer_phone, i.bill_phone),
-                                            p_lang, p_uid);
-        ELSE
-            pid := omnichan._partner_insert(NULL, 'contact', COALESCE(i.buyer_name, i.ship_name),
-                                            i.ship_street, i.ship_street2, i.ship_city, i.ship_zip, i.ship_state,
-                                            i.ship_country, i.buyer_email, COALESCE(i.buyer_phone, i.ship_phone),
-                                            p_lang, p_uid);
-        END IF;
-    END IF;
-    IF i.buyer_id IS NOT NULL THEN
-        INSERT INTO omnichan.customer_link AS l (channel_id, buyer_id, partner_id)
-        VALUES (i.channel_id, i.buyer_id, pid)
-        ON CONFLICT (channel_id, buyer_id) DO UPDATE SET partner_id = excluded.partner_id;
-    END IF;
-    RETURN pid;
 END
 $$;
 
@@ -3611,17 +3465,19 @@ BEGIN
 END
 $$;
 
--- Materialize the received orders p_ids (locked by the caller, oldest
--- first) of one channel set-based: one statement per table for the whole
--- batch, the same rows and events as materialize_orders writes order by
--- order.  Only the orders every check of materialize_orders would pass
--- are taken (lines linked to active products of the company, the charge
--- products set, the company currency, an active warehouse, known
--- countries, a buyer id or e-mail shared with no other buyer of the
--- batch); the others, and all of them when anything here fails, are left
--- to the order-by-order path, which holds a failing order with its error.
--- Returns the ids materialized.
-CREATE FUNCTION omnichan._materialize_set(p_channel_id int, p_ids bigint[])
+-- Write the received orders p_ids (locked by the caller, oldest first) of
+-- one channel as Odoo quotations, set-based: one statement per table for
+-- the whole batch (customers, links, address children, orders, lines,
+-- taxes, tags, inbox states, events, bridge actions).  This is the only
+-- place these rows are written.  Unless p_checked (materialize_orders has
+-- run every check of one order and wants it written, errors raised), only
+-- the orders every check of materialize_orders would pass are taken (lines
+-- linked to active products of the company, the charge products set, the
+-- company currency, an active warehouse, known countries, an e-mail shared
+-- with no other buyer of the batch); the others, and all of them when
+-- anything here fails, are left to the order-by-order path, which holds a
+-- failing order with its error.  Returns the ids materialized.
+CREATE FUNCTION omnichan._materialize_set(p_channel_id int, p_ids bigint[], p_checked boolean DEFAULT false)
 RETURNS bigint[]
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -3648,7 +3504,7 @@ DECLARE
     names text[];
     code text;
 BEGIN
-    IF cardinality(p_ids) IS NULL OR cardinality(p_ids) < 2 THEN
+    IF cardinality(p_ids) IS NULL OR (cardinality(p_ids) < 2 AND NOT p_checked) THEN
         RETURN '{}';            -- one order: the order-by-order path is as fast
     END IF;
     SELECT * INTO c FROM omnichan.channel WHERE id = p_channel_id;
@@ -3679,52 +3535,54 @@ BEGIN
        AND il.product_id IS DISTINCT FROM li.product_id;
 
     -- the orders every check passes, oldest first
-    WITH o AS (
-        SELECT i.id, i.received_at, COALESCE('b:' || i.buyer_id, 'e:' || lower(i.buyer_email)) AS buyer_key,
-               lower(i.buyer_email) AS email
-          FROM omnichan.order_inbox i
-         WHERE i.id = ANY (p_ids) AND i.channel_id = c.id AND i.state = 'received' AND i.sale_order_id IS NULL
-           AND (i.buyer_id IS NOT NULL OR i.buyer_email IS NOT NULL)
-           AND (i.currency IS NULL OR i.currency = cur.name)
-           AND EXISTS (SELECT 1 FROM public.stock_warehouse w
-                        WHERE w.id = COALESCE(i.warehouse_id, c.default_warehouse_id) AND w.active
-                          AND w.company_id = c.company_id)
-           AND (i.ship_country IS NULL OR EXISTS (SELECT 1 FROM public.res_country rc WHERE rc.code = i.ship_country))
-           AND (i.bill_country IS NULL OR EXISTS (SELECT 1 FROM public.res_country rc WHERE rc.code = i.bill_country))
-           AND NOT EXISTS (
-               SELECT 1
-                 FROM (SELECT il.product_id FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id
-                       UNION ALL
-                       SELECT (s ->> 'shipping_product_id')::int WHERE COALESCE(i.shipping_total, 0) > 0
-                       UNION ALL
-                       SELECT (s ->> 'giftwrap_product_id')::int WHERE COALESCE(i.giftwrap_total, 0) > 0
-                       UNION ALL
-                       SELECT (s ->> 'discount_product_id')::int
-                        WHERE COALESCE(i.discount_total,
-                                       (SELECT sum(d.discount) FROM omnichan.order_inbox_line d WHERE d.inbox_id = i.id),
-                                       0) > 0) q
-                WHERE q.product_id IS NULL
-                   OR NOT EXISTS (SELECT 1 FROM public.product_product p
-                                    JOIN public.product_template t ON t.id = p.product_tmpl_id
-                                   WHERE p.id = q.product_id AND COALESCE(p.active, false) AND COALESCE(t.active, false)
-                                     AND (t.company_id IS NULL OR t.company_id = c.company_id)))
-    )
-    SELECT array_agg(o.id ORDER BY o.received_at, o.id) INTO ids
-      FROM o
-     -- an e-mail of two buyers: which one creates the partner depends on
-     -- the order of the orders; those go one by one
-     WHERE o.email IS NULL
-        OR NOT EXISTS (SELECT 1 FROM o o2 WHERE o2.email = o.email AND o2.buyer_key <> o.buyer_key);
-    IF cardinality(ids) IS NULL OR cardinality(ids) < 2 THEN
-        RETURN '{}';
+    IF p_checked THEN
+        ids := p_ids;
+    ELSE
+        WITH o AS (
+            SELECT i.id, i.received_at, COALESCE('b:' || i.buyer_id, 'e:' || lower(i.buyer_email), 'o:' || i.id) AS buyer_key,
+                   lower(i.buyer_email) AS email
+              FROM omnichan.order_inbox i
+             WHERE i.id = ANY (p_ids) AND i.channel_id = c.id AND i.state = 'received' AND i.sale_order_id IS NULL
+               AND (i.currency IS NULL OR i.currency = cur.name)
+               AND EXISTS (SELECT 1 FROM public.stock_warehouse w
+                            WHERE w.id = COALESCE(i.warehouse_id, c.default_warehouse_id) AND w.active
+                              AND w.company_id = c.company_id)
+               AND (i.ship_country IS NULL OR EXISTS (SELECT 1 FROM public.res_country rc WHERE rc.code = i.ship_country))
+               AND (i.bill_country IS NULL OR EXISTS (SELECT 1 FROM public.res_country rc WHERE rc.code = i.bill_country))
+               AND NOT EXISTS (
+                   SELECT 1
+                     FROM (SELECT il.product_id FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id
+                           UNION ALL
+                           SELECT (s ->> 'shipping_product_id')::int WHERE COALESCE(i.shipping_total, 0) > 0
+                           UNION ALL
+                           SELECT (s ->> 'giftwrap_product_id')::int WHERE COALESCE(i.giftwrap_total, 0) > 0
+                           UNION ALL
+                           SELECT (s ->> 'discount_product_id')::int
+                            WHERE COALESCE(i.discount_total,
+                                           (SELECT sum(d.discount) FROM omnichan.order_inbox_line d WHERE d.inbox_id = i.id),
+                                           0) > 0) q
+                    WHERE q.product_id IS NULL
+                       OR NOT EXISTS (SELECT 1 FROM public.product_product p
+                                        JOIN public.product_template t ON t.id = p.product_tmpl_id
+                                       WHERE p.id = q.product_id AND COALESCE(p.active, false) AND COALESCE(t.active, false)
+                                         AND (t.company_id IS NULL OR t.company_id = c.company_id)))
+        )
+        SELECT array_agg(o.id ORDER BY o.received_at, o.id) INTO ids
+          FROM o
+         -- an e-mail of two buyers: which one creates the partner depends on
+         -- the order of the orders; those go one by one
+         WHERE o.email IS NULL
+            OR NOT EXISTS (SELECT 1 FROM o o2 WHERE o2.email = o.email AND o2.buyer_key <> o.buyer_key);
+        IF cardinality(ids) IS NULL OR cardinality(ids) < 2 THEN
+            RETURN '{}';
+        END IF;
     END IF;
 
     BEGIN
         ctx := omnichan._order_context(c.company_id, s);
         tag := omnichan._channel_tag(c.id, ctx.uid);
 
-        -- one transaction at a time per buyer (the same locks as
-        -- _order_customer), taken in one order
+        -- one transaction at a time per buyer, the locks taken in one order
         PERFORM pg_advisory_xact_lock(hashtext('omnichan.customer'), k.h)
            FROM (SELECT DISTINCT hashtext(i.channel_id || ':' || COALESCE(i.buyer_id, lower(i.buyer_email), '')) AS h
                    FROM omnichan.order_inbox i WHERE i.id = ANY (ids) ORDER BY 1) k;
@@ -3732,7 +3590,7 @@ BEGIN
         -- the customers: per buyer, the first order of the batch decides
         -- (by buyer id, else e-mail, else a new partner), as order by order
         WITH o AS (
-            SELECT i.*, x.ord, COALESCE('b:' || i.buyer_id, 'e:' || lower(i.buyer_email)) AS buyer_key
+            SELECT i.*, x.ord, COALESCE('b:' || i.buyer_id, 'e:' || lower(i.buyer_email), 'o:' || i.id) AS buyer_key
               FROM unnest(ids) WITH ORDINALITY AS x(id, ord)
               JOIN omnichan.order_inbox i ON i.id = x.id
         ), f AS (
@@ -3790,7 +3648,7 @@ BEGIN
 
         -- the delivery and invoice addresses: the customer's own, else its
         -- child address of that type with the same name and address, created
-        -- once when missing (_address_partner)
+        -- once when missing
         WITH a AS (
             SELECT x.ord, x.partner, t.kind, t.type, t.name, t.street, t.street2, t.city, t.zip, t.state, t.phone,
                    rc.id AS country_id,
@@ -4017,7 +3875,7 @@ BEGIN
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS code = RETURNED_SQLSTATE;
         -- lock waits, cancellations, serialization failures: not the orders' fault
-        IF code ~ '^(40|53|57|58)' OR code = '55P03' THEN
+        IF p_checked OR code ~ '^(40|53|57|58)' OR code = '55P03' THEN
             RAISE;
         END IF;
         RETURN '{}';            -- nothing of it is kept: order by order
@@ -4030,12 +3888,12 @@ $$;
 -- active channel), oldest first, in the caller's transaction.  Orders locked
 -- by a concurrent call are skipped.  Returns the number materialized.
 --
--- Each order becomes an Odoo quotation in a subtransaction of its own: an
--- order that cannot be materialized raises there, which writes nothing of it
--- and holds it with the error.  What depends on the channel only (settings,
--- company, currency, tax, salesperson, language, team, the channel's tag) is
--- read once per call and channel rather than once per order; every check
--- still runs for each order, in the same order.
+-- The orders that pass every check are written together per channel
+-- (_materialize_set).  Each other order is checked in a subtransaction of
+-- its own, then written by _materialize_set alone: an order that cannot be
+-- materialized raises there, which writes nothing of it and holds it with
+-- the error.  What depends on the channel only (settings, company,
+-- currency, tax) is read once per call and channel.
 CREATE FUNCTION omnichan.materialize_orders(channel text DEFAULT NULL, max_orders int DEFAULT 100)
 RETURNS int
 LANGUAGE plpgsql
@@ -4051,37 +3909,20 @@ DECLARE
     err text;
     code text;
     -- per channel: c and s, then (k_channel: the channel they were read for)
-    -- company, currency, tax, salesperson, language, team and tag
+    -- company, currency and tax
     k_channel int;
-    k_tag int;
     c omnichan.channel;
     s jsonb;
     comp public.res_company;
     cur public.res_currency;
     tax public.account_tax;
     tax_found boolean;
-    tax_rate numeric;
-    uid int;
-    team int;
-    lang text;
-    price_digits int := omnichan._odoo_digits('Product Price', 2);
-    sol_seq regclass := pg_get_serial_sequence('public.sale_order_line', 'id');
     -- per order
     i omnichan.order_inbox;
     wh int;
-    partner int;
-    ship_partner int;
-    inv_partner int;
-    so_id int;
-    so_name text;
-    tag int;
-    now_utc timestamp;
     missing text;
     l record;
     promo numeric;
-    untaxed numeric;
-    taxed numeric;
-    note text;
 BEGIN
     IF max_orders IS NULL OR max_orders < 1 THEN
         RAISE EXCEPTION 'max_orders must be at least 1' USING ERRCODE = 'numeric_value_out_of_range';
@@ -4101,16 +3942,15 @@ BEGIN
              WHERE x.id = ANY (ids) AND x.channel_id = ch ORDER BY x.received_at, x.id));
     END LOOP;
     n := cardinality(done);
+
+    -- order by order: every check, in this order (the first that fails holds
+    -- the order with its error), then the same writes as the set-based way
     FOR r IN
         SELECT x.id FROM omnichan.order_inbox x
          WHERE x.id = ANY (ids) AND NOT x.id = ANY (done)
          ORDER BY x.received_at, x.id
     LOOP
         BEGIN
-            now_utc := now() AT TIME ZONE 'UTC';
-            untaxed := 0;
-            taxed := 0;
-            note := NULL;
             SELECT * INTO STRICT i FROM omnichan.order_inbox WHERE id = r.id;
             IF c.id IS DISTINCT FROM i.channel_id THEN
                 k_channel := NULL;      -- what follows is read again too
@@ -4137,15 +3977,11 @@ BEGIN
                 SELECT * INTO STRICT cur FROM public.res_currency WHERE id = comp.currency_id;
                 tax := NULL;
                 tax_found := false;
-                tax_rate := NULL;
                 IF s ? 'tax_id' THEN
                     SELECT * INTO tax FROM public.account_tax t WHERE t.id = (s ->> 'tax_id')::int;
                     tax_found := FOUND;
                 END IF;
-                -- who sells
-                SELECT x.uid, x.lang, x.team INTO uid, lang, team FROM omnichan._order_context(c.company_id, s) x;
                 k_channel := i.channel_id;
-                k_tag := NULL;
             END IF;
             IF i.currency IS NOT NULL AND i.currency <> cur.name THEN
                 RAISE EXCEPTION 'the order is in % but company % sells in %', i.currency, comp.id, cur.name
@@ -4162,73 +3998,36 @@ BEGIN
                 RAISE EXCEPTION 'warehouse % is not an active warehouse of company %', wh, c.company_id
                     USING ERRCODE = 'invalid_parameter_value';
             END IF;
-            IF s ? 'tax_id' THEN
-                IF NOT tax_found OR tax.amount_type <> 'percent' OR NOT COALESCE(tax.active, false)
-                   OR tax.company_id <> c.company_id THEN
-                    RAISE EXCEPTION 'setting "tax_id" (%) of channel "%" is not an active percent tax of company %',
-                        s ->> 'tax_id', c.name, c.company_id
-                        USING ERRCODE = 'invalid_parameter_value';
-                END IF;
-                tax_rate := tax.amount;
+            IF s ? 'tax_id' AND (NOT tax_found OR tax.amount_type <> 'percent' OR NOT COALESCE(tax.active, false)
+                                 OR tax.company_id <> c.company_id) THEN
+                RAISE EXCEPTION 'setting "tax_id" (%) of channel "%" is not an active percent tax of company %',
+                    s ->> 'tax_id', c.name, c.company_id
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            SELECT x.code INTO missing
+              FROM (VALUES (1, i.bill_country), (2, i.ship_country)) x(k, code)
+             WHERE x.code IS NOT NULL AND NOT EXISTS (SELECT 1 FROM public.res_country rc WHERE rc.code = x.code)
+             ORDER BY x.k LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'country "%" is unknown to Odoo', missing
+                    USING ERRCODE = 'invalid_parameter_value', HINT = 'Countries are the res_country rows, by code.';
             END IF;
 
-            -- customer and addresses
-            partner := omnichan._order_customer(i, lang, uid);
-            ship_partner := omnichan._address_partner(partner, 'delivery', i.ship_name, i.ship_street, i.ship_street2,
-                                                      i.ship_city, i.ship_zip, i.ship_state, i.ship_country, i.ship_phone,
-                                                      lang, uid);
-            inv_partner := omnichan._address_partner(partner, 'invoice', i.bill_name, i.bill_street, i.bill_street2,
-                                                     i.bill_city, i.bill_zip, i.bill_state, i.bill_country, i.bill_phone,
-                                                     lang, uid);
-
-            -- name
-            IF s ->> 'order_naming' = 'prefix' THEN
-                so_name := (s ->> 'order_prefix') || i.external_id;
-            ELSE
-                so_name := omnichan._odoo_sequence_next('sale.order', c.company_id);
-            END IF;
-
-            IF i.gift_message IS NOT NULL THEN
-                note := '<p>Gift message: ' || replace(replace(replace(replace(replace(i.gift_message,
-                            '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), E'\n', '<br>') || '</p>';
-            END IF;
-
-            INSERT INTO public.sale_order
-                (name, state, company_id, partner_id, partner_invoice_id, partner_shipping_id, date_order,
-                 warehouse_id, picking_policy, currency_id, currency_rate, pricelist_id, client_order_ref, origin,
-                 user_id, team_id, validity_date, require_signature, require_payment, prepayment_percent, locked,
-                 note, payment_term_id, fiscal_position_id, journal_id, sale_order_template_id,
-                 amount_untaxed, amount_tax, amount_total, amount_to_invoice, invoice_status, shipping_weight,
-                 create_uid, write_uid, create_date, write_date)
-            VALUES
-                (so_name, 'draft', c.company_id, partner, inv_partner, ship_partner,
-                 date_trunc('second', COALESCE(i.ordered_at AT TIME ZONE 'UTC', now_utc)),
-                 wh, 'direct', cur.id, 1.0, NULL, i.external_id, c.name,
-                 uid, team,
-                 CASE WHEN COALESCE(comp.quotation_validity_days, 0) > 0
-                      THEN (now() AT TIME ZONE 'UTC')::date + comp.quotation_validity_days END,
-                 COALESCE(comp.portal_confirmation_sign, false), COALESCE(comp.portal_confirmation_pay, false),
-                 COALESCE(comp.prepayment_percent, 1.0), false,
-                 note, NULL, NULL, NULL, NULL,
-                 0, 0, 0, 0, 'no', 0.0,
-                 uid, uid, now_utc, now_utc)
-            RETURNING id INTO so_id;
-
-            -- the lines: items, then shipping, gift wrap and promotions on the channel's
-            -- products; first the checks, in line order (the first bad line is reported)
+            -- the lines: items, then shipping, gift wrap and promotions on the
+            -- channel's products (the first bad line is reported)
             promo := COALESCE(i.discount_total,
                               (SELECT sum(il.discount) FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id), 0);
             SELECT q.* INTO l
-              FROM (SELECT il.line_no, il.product_id, il.quantity, il.unit_price, NULL::text AS what
+              FROM (SELECT il.line_no, il.product_id, il.unit_price, NULL::text AS what
                       FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id
                     UNION ALL
-                    SELECT 100001, (s ->> 'shipping_product_id')::int, 1, i.shipping_total, 'shipping'
+                    SELECT 100001, (s ->> 'shipping_product_id')::int, i.shipping_total, 'shipping'
                      WHERE COALESCE(i.shipping_total, 0) > 0
                     UNION ALL
-                    SELECT 100002, (s ->> 'giftwrap_product_id')::int, 1, i.giftwrap_total, 'gift wrap'
+                    SELECT 100002, (s ->> 'giftwrap_product_id')::int, i.giftwrap_total, 'gift wrap'
                      WHERE COALESCE(i.giftwrap_total, 0) > 0
                     UNION ALL
-                    SELECT 100003, (s ->> 'discount_product_id')::int, 1, -promo, 'promotion'
+                    SELECT 100003, (s ->> 'discount_product_id')::int, -promo, 'promotion'
                      WHERE promo > 0) q
              WHERE q.product_id IS NULL
                 OR NOT EXISTS (SELECT 1 FROM public.product_product p
@@ -4251,90 +4050,14 @@ BEGIN
                     CASE WHEN l.what IS NULL THEN format('line %s', l.line_no) ELSE 'the ' || l.what || ' product' END,
                     c.company_id);
             END IF;
-            -- then every line in one statement (ids in line order), its tax and
-            -- its inbox line
-            WITH q AS (
-                SELECT q.*, nextval(sol_seq) AS sol_id
-                  FROM (SELECT il.line_no, il.product_id, il.quantity, il.unit_price, NULL::text AS what,
-                               false AS is_delivery
-                          FROM omnichan.order_inbox_line il WHERE il.inbox_id = i.id
-                        UNION ALL
-                        SELECT 100001, (s ->> 'shipping_product_id')::int, 1, i.shipping_total, 'shipping', true
-                         WHERE COALESCE(i.shipping_total, 0) > 0
-                        UNION ALL
-                        SELECT 100002, (s ->> 'giftwrap_product_id')::int, 1, i.giftwrap_total, 'gift wrap', false
-                         WHERE COALESCE(i.giftwrap_total, 0) > 0
-                        UNION ALL
-                        SELECT 100003, (s ->> 'discount_product_id')::int, 1, -promo, 'promotion', false
-                         WHERE promo > 0
-                        ORDER BY 1) q
-            ), x AS MATERIALIZED (
-                SELECT q.*, pr.product_id AS pr_product_id, pr.uom_id, pr.type, pr.sale_delay, pr.display_name,
-                       a.price_subtotal, a.price_tax, a.price_total
-                  FROM q
-                 CROSS JOIN LATERAL omnichan._sale_product(q.product_id,
-                        CASE WHEN q.what IS NULL THEN format('line %s', q.line_no) ELSE 'the ' || q.what || ' product' END,
-                        c.company_id) pr
-                 CROSS JOIN LATERAL omnichan._line_amounts(round(q.unit_price, price_digits), q.quantity, tax_rate,
-                                                           COALESCE(tax.price_include, false), cur.rounding) a
-            ), ins AS (
-                INSERT INTO public.sale_order_line
-                    (id, order_id, sequence, name, product_id, product_uom, product_uom_qty, price_unit, discount,
-                     customer_lead, company_id, currency_id, order_partner_id, salesman_id, state, display_type,
-                     is_delivery, product_packaging_id, product_packaging_qty, qty_delivered, qty_delivered_method,
-                     price_subtotal, price_tax, price_total, price_reduce_taxexcl, price_reduce_taxinc,
-                     invoice_status, qty_invoiced, qty_to_invoice, untaxed_amount_invoiced, untaxed_amount_to_invoice,
-                     create_uid, write_uid, create_date, write_date)
-                SELECT x.sol_id, so_id, 10, x.display_name, x.pr_product_id, x.uom_id, x.quantity,
-                       round(x.unit_price, price_digits), 0,
-                       x.sale_delay, c.company_id, cur.id, partner, uid, 'draft', NULL,
-                       x.is_delivery, NULL, 0.0, 0,
-                       CASE WHEN x.type IN ('product', 'consu') THEN 'stock_move' ELSE 'manual' END,
-                       x.price_subtotal, x.price_tax::double precision, x.price_total,
-                       round(x.price_subtotal / x.quantity, price_digits), round(x.price_total / x.quantity, price_digits),
-                       'no', 0, 0, 0, 0,
-                       uid, uid, now_utc, now_utc
-                  FROM x ORDER BY x.line_no
-                RETURNING id
-            ), rel AS (
-                INSERT INTO public.account_tax_sale_order_line_rel (sale_order_line_id, account_tax_id)
-                SELECT ins.id, tax.id FROM ins WHERE tax_rate IS NOT NULL
-            ), link AS (
-                UPDATE omnichan.order_inbox_line il SET sale_order_line_id = x.sol_id
-                  FROM x WHERE il.inbox_id = i.id AND il.line_no = x.line_no AND x.what IS NULL
-            )
-            SELECT COALESCE(sum(x.price_subtotal), 0), COALESCE(sum(x.price_tax), 0) INTO untaxed, taxed FROM x;
 
-            -- the channel's tag (once it exists, the same for the whole call)
-            tag := COALESCE(k_tag, omnichan._channel_tag(c.id, uid));
-            INSERT INTO public.sale_order_tag_rel (order_id, tag_id) VALUES (so_id, tag);
-
-            -- the stored totals, as Odoo's UPDATE after its INSERT
-            UPDATE public.sale_order SET amount_untaxed = untaxed, amount_tax = taxed, amount_total = untaxed + taxed,
-                   amount_to_invoice = untaxed + taxed
-             WHERE id = so_id;
-
-            UPDATE omnichan.order_inbox SET state = 'materialized', sale_order_id = so_id, partner_id = partner,
-                   odoo_amount_total = untaxed + taxed, materialized_at = clock_timestamp(),
-                   last_error = NULL, last_error_at = NULL, attempts = attempts + 1, updated_at = clock_timestamp()
-             WHERE id = i.id;
-            INSERT INTO omnichan.order_event (inbox_id, kind, detail)
-            VALUES (i.id, 'materialized', jsonb_build_object('sale_order_id', so_id, 'name', so_name,
-                                                             'amount_total', untaxed + taxed));
-            IF i.order_total IS NOT NULL AND i.order_total <> untaxed + taxed THEN
-                INSERT INTO omnichan.order_event (inbox_id, kind, detail)
-                VALUES (i.id, 'total_mismatch', jsonb_build_object('marketplace_total', i.order_total,
-                                                                   'odoo_total', untaxed + taxed));
-            END IF;
-
-            -- what Odoo does next
-            IF s ->> 'order_workflow' IN ('confirm', 'confirm_invoice') AND (s ->> 'auto_confirm')::boolean THEN
-                PERFORM omnichan._odoo_action_request(so_id, i.id,
-                    CASE s ->> 'order_workflow' WHEN 'confirm' THEN 'confirm' ELSE 'invoice' END, i.priority);
+            -- checked: written as the set-based way writes a batch (an error
+            -- there, e.g. a date-range sequence, holds the order)
+            IF cardinality(omnichan._materialize_set(c.id, ARRAY[i.id], true)) <> 1 THEN
+                RAISE EXCEPTION 'order % of channel "%" could not be materialized', i.external_id, c.name
+                    USING ERRCODE = 'internal_error';
             END IF;
             n := n + 1;
-            -- kept only now: a tag created by an order rolled back would be gone
-            k_tag := tag;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS err = MESSAGE_TEXT, code = RETURNED_SQLSTATE;
             -- lock waits, cancellations, serialization failures: not the order's fault
@@ -4625,15 +4348,11 @@ REVOKE ALL ON FUNCTION
     omnichan._country_state(int, text),
     omnichan._odoo_digits(text, int),
     omnichan._odoo_xmlid(text),
-    omnichan._odoo_sequence_next(text, int),
     omnichan._odoo_sequence_next_n(text, int, int),
-    omnichan._partner_insert(int, text, text, text, text, text, text, text, text, text, text, text, int),
-    omnichan._address_partner(int, text, text, text, text, text, text, text, text, text, text, int),
-    omnichan._order_customer(omnichan.order_inbox, text, int),
     omnichan._channel_tag(int, int),
     omnichan._sale_product(int, text, int),
     omnichan._order_context(int, jsonb),
-    omnichan._materialize_set(int, bigint[]),
+    omnichan._materialize_set(int, bigint[], boolean),
     omnichan.materialize_orders(text, int),
     omnichan.retry_orders(text),
     omnichan.order_release(text, text),
@@ -4755,6 +4474,21 @@ AS $$
                 ELSE false END
 $$;
 
+-- The fields of an address (inbox_upsert: shipping_address, billing_address).
+CREATE FUNCTION omnichan._jaddr_ok(a jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT omnichan._jt_ok(a OPERATOR(pg_catalog.->) 'name', 255)
+       AND omnichan._jt_ok(a OPERATOR(pg_catalog.->) 'street', 255)
+       AND omnichan._jt_ok(a OPERATOR(pg_catalog.->) 'street2', 255)
+       AND omnichan._jt_ok(a OPERATOR(pg_catalog.->) 'city', 128)
+       AND omnichan._jt_ok(a OPERATOR(pg_catalog.->) 'zip', 32)
+       AND omnichan._jt_ok(a OPERATOR(pg_catalog.->) 'state', 128)
+       AND omnichan._jt_ok(a OPERATOR(pg_catalog.->) 'country', 64, false, '^[A-Za-z]{2}$')
+       AND omnichan._jt_ok(a OPERATOR(pg_catalog.->) 'phone', 64)
+$$;
+
 -- A timestamp as "2026-11-23T17:21:47Z" (or with an offset, fraction up
 -- to microseconds) that the cast to timestamptz accepts, else NULL.
 CREATE FUNCTION omnichan._jts(v jsonb)
@@ -4780,7 +4514,6 @@ DECLARE
     cname text := (SELECT c.name FROM omnichan.channel c WHERE c.id = p_channel_id);
     s jsonb;
     addr text[] := ARRAY['name', 'street', 'street2', 'city', 'zip', 'state', 'country', 'phone'];
-    iso2 text := '^[A-Za-z]{2}$';
     o jsonb;
     err text;
     ext text;
@@ -4845,22 +4578,8 @@ BEGIN
            AND omnichan._jt_ok(src.o -> 'buyer' -> 'name', 255)
            AND omnichan._jt_ok(src.o -> 'buyer' -> 'email', 254, false, '^[^@[:space:]]+@[^@[:space:]]+$')
            AND omnichan._jt_ok(src.o -> 'buyer' -> 'phone', 64)
-           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'name', 255)
-           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'street', 255)
-           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'street2', 255)
-           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'city', 128)
-           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'zip', 32)
-           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'state', 128)
-           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'country', 64, false, iso2)
-           AND omnichan._jt_ok(src.o -> 'shipping_address' -> 'phone', 64)
-           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'name', 255)
-           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'street', 255)
-           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'street2', 255)
-           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'city', 128)
-           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'zip', 32)
-           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'state', 128)
-           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'country', 64, false, iso2)
-           AND omnichan._jt_ok(src.o -> 'billing_address' -> 'phone', 64)
+           AND omnichan._jaddr_ok(src.o -> 'shipping_address')
+           AND omnichan._jaddr_ok(src.o -> 'billing_address')
            AND omnichan._jt_ok(src.o -> 'currency', 64, false, '^[A-Za-z]{3}$')
            AND omnichan._jn_ok(src.o -> 'totals' -> 'items')
            AND omnichan._jn_ok(src.o -> 'totals' -> 'shipping')
@@ -5040,6 +4759,7 @@ REVOKE ALL ON FUNCTION
     omnichan._jn(jsonb),
     omnichan._jn_ok(jsonb, boolean, boolean),
     omnichan._jo_ok(jsonb, text[]),
+    omnichan._jaddr_ok(jsonb),
     omnichan._jts(jsonb),
     omnichan._listing_resolve_orders()
 FROM PUBLIC;
