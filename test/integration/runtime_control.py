@@ -22,6 +22,9 @@ and 30 listings, "ebay-b" real-time with 10 listings.  Checks:
   replaces it (the first row finished below 100 %, the second at 100 %);
 - a real-time channel's listing waiting for its retry_at is pushed when due
   (the housekeeping pass runs a push cycle: no commit signals a retry_at);
+- omnichan.target_refresh_delay: with no real-time channel to serve, a stock
+  change right after a recomputation moves its listing's target only when
+  the delay is over (not after 1 s, within 4 s for 3 s); 0: at once;
 - set_order_cursor(channel, ts) starts a pull from that time at once (the
   cursor then moves to the pull's end); a future time is refused (SQLSTATE
   22023, "in the past");
@@ -269,6 +272,42 @@ def main():
     check("and the stored cursor is unchanged",
           c.val("SELECT order_cursor FROM omnichan.channel_state s "
                 "  JOIN omnichan.channel ch ON ch.id = s.channel_id AND ch.name = 'ebay-a'") == before)
+
+    # 6b. targets of channels that push on a cadence: with no real-time
+    #     channel to serve (ebay-b paused) stock changes gather for
+    #     omnichan.target_refresh_delay, then one recomputation takes them all;
+    #     0 recomputes at once
+    def target(sku):
+        return c.val(f"SELECT target_qty FROM omnichan.listing WHERE sku = '{sku}'")
+
+    def expected(sku):
+        return c.val("SELECT a.quantity FROM omnichan.listing l "
+                     "  JOIN LATERAL omnichan.allocate(l.product_id) a ON a.channel = 'ebay-a' "
+                     f" WHERE l.sku = '{sku}'")
+
+    c.set_conf(target_refresh_delay=3000)
+    c.sql("SELECT omnichan.pause('ebay-b')")
+    time.sleep(3.5)                     # the last recomputation is older than the delay
+    bump("SKU-000010")
+    first = wait_for("the first change's target", lambda: target("SKU-000010") == expected("SKU-000010"), 3)
+    check("a change after a quiet spell moves its target at once", first is not None)
+    t0 = time.monotonic()
+    bump("SKU-000011")
+    time.sleep(1.0)
+    check("a change right after it waits (no real-time channel, ebay-a not due)",
+          target("SKU-000011") != expected("SKU-000011"), f"{target('SKU-000011')} / {expected('SKU-000011')}")
+    got = wait_for("the gathered change's target", lambda: target("SKU-000011") == expected("SKU-000011"), 5)
+    waited = time.monotonic() - t0
+    check("and moves within omnichan.target_refresh_delay (3 s)", got is not None and waited < 4.0,
+          f"{waited:.2f} s")
+    c.set_conf(target_refresh_delay=0)
+    time.sleep(0.3)
+    bump("SKU-000012")
+    t0 = time.monotonic()
+    got = wait_for("the target at once", lambda: target("SKU-000012") == expected("SKU-000012"), 3)
+    check("omnichan.target_refresh_delay = 0: at once", got is not None and time.monotonic() - t0 < 1.0,
+          f"{time.monotonic() - t0:.2f} s")
+    c.sql("SELECT omnichan.resume('ebay-b')")
 
     # 7. unknown channels
     for stmt in ("SELECT omnichan.sync_now('nope')", "SELECT omnichan.pause('nope')",
