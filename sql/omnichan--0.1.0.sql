@@ -4531,8 +4531,9 @@ BEGIN
     s := omnichan._order_settings(p_channel_id);
 
     -- set-based: the orders new to the inbox whose every field passes the
-    -- checks (once each in the page), in one statement per table; the rows
-    -- are those inbox_upsert writes
+    -- checks (once each in the page), in one statement per table, the rows
+    -- inbox_upsert writes; a known order in the same version (overlapping
+    -- pulls) is left as it is
     WITH src AS (
         SELECT e.n, e.o, omnichan._jt(e.o -> 'external_id') AS ext
           FROM jsonb_array_elements(p_orders) WITH ORDINALITY AS e(o, n)
@@ -4603,9 +4604,14 @@ BEGIN
                             AND omnichan._jn_ok(l.line -> 'unit_price', true)
                             AND omnichan._jn_ok(l.line -> 'tax')
                             AND omnichan._jn_ok(l.line -> 'discount')))
-           -- once in the page, and new
+           -- once in the page
            AND NOT EXISTS (SELECT 1 FROM src s2 WHERE s2.ext = src.ext AND s2.n <> src.n)
-           AND NOT EXISTS (SELECT 1 FROM omnichan.order_inbox i WHERE i.channel_id = p_channel_id AND i.external_id = src.ext)
+    ), known AS (
+        SELECT ok.n, (i.raw = COALESCE(ok.o -> 'raw', ok.o) AND i.marketplace_status IS NOT DISTINCT FROM ok.status
+                      AND i.invalid_order IS NULL) AS same
+          FROM ok JOIN omnichan.order_inbox i ON i.channel_id = p_channel_id AND i.external_id = ok.ext
+    ), fresh AS (
+        SELECT ok.* FROM ok WHERE NOT EXISTS (SELECT 1 FROM known WHERE known.n = ok.n)
     ), ins AS (
         INSERT INTO omnichan.order_inbox AS i
             (channel_id, external_id, state, marketplace_status,
@@ -4637,7 +4643,7 @@ BEGIN
                omnichan._route(p_channel_id, upper(COALESCE(omnichan._jt(ok.o -> 'shipping_address' -> 'country'),
                                                             omnichan._jt(ok.o -> 'billing_address' -> 'country')))),
                clock_timestamp()
-          FROM ok ORDER BY ok.n
+          FROM fresh ok ORDER BY ok.n
         ON CONFLICT (channel_id, external_id) DO NOTHING
         RETURNING i.id, i.external_id, i.state, i.marketplace_status
     ), ev AS (
@@ -4650,11 +4656,15 @@ BEGIN
                omnichan._jt(l.line -> 'external_id'), omnichan._jn(l.line -> 'unit_price'),
                COALESCE(omnichan._jn(l.line -> 'tax'), 0), COALESCE(omnichan._jn(l.line -> 'discount'), 0)
           FROM ins
-          JOIN ok ON ok.ext = ins.external_id
+          JOIN fresh ok ON ok.ext = ins.external_id
          CROSS JOIN LATERAL jsonb_array_elements(ok.o -> 'lines') WITH ORDINALITY AS l(line, k)
           LEFT JOIN omnichan.listing li ON li.channel_id = p_channel_id AND li.sku = omnichan._jt(l.line -> 'sku')
     )
-    SELECT array_agg(ok.n) INTO done FROM ins JOIN ok ON ok.ext = ins.external_id;
+    -- (an order known in the same version: nothing to do, as inbox_upsert)
+    SELECT array_agg(x.n) INTO done
+      FROM (SELECT ok.n FROM ins JOIN fresh ok ON ok.ext = ins.external_id
+            UNION ALL
+            SELECT known.n FROM known WHERE known.same) x;
     stored := COALESCE(cardinality(done), 0);
 
     -- the others one by one, in page order (an error names its field)

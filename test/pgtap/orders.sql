@@ -11,7 +11,7 @@
 -- looked up by external id or code.
 --
 BEGIN;
-SELECT plan(133);
+SELECT plan(135);
 
 SET LOCAL client_min_messages = warning;
 
@@ -657,6 +657,10 @@ SELECT is((SELECT row(stored, refused)::text FROM omnichan._inbox_store((SELECT 
                                                                          :'page'::jsonb)),
           '(4,0)', 'a page of 4 valid orders stored in one call');
 SELECT is(pg_temp.inbox_rows(:inbox_before), :'rows_upsert', 'the same inbox rows, lines and events as inbox_upsert');
+SELECT is((SELECT row(stored, refused)::text FROM omnichan._inbox_store((SELECT id FROM omnichan.channel WHERE name = 'oc-batch'),
+                                                                         :'page'::jsonb)),
+          '(4,0)', 'the same page again (overlapping pulls): stored');
+SELECT is(pg_temp.inbox_rows(:inbox_before), :'rows_upsert', 'and nothing changed: no row, line or event more');
 ROLLBACK TO SAVEPOINT page;
 -- refused ones (held with inbox_upsert's error), a duplicate in the page, a known order
 SELECT is((SELECT row(stored, refused)::text FROM omnichan._inbox_store((SELECT id FROM omnichan.channel WHERE name = 'oc-batch'),
