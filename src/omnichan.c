@@ -217,8 +217,9 @@ _PG_init(void)
 							"How long stock changes may wait before the listing targets of channels that are not real time follow them.",
 							"While every channel with listings of changed products pushes on a "
 							"cadence and none is due, the sync worker gathers stock changes for up "
-							"to this long and recomputes the targets once for all of them (order "
-							"bursts move the same products again and again). A real-time channel, "
+							"to this long after a recomputation and recomputes the targets once for "
+							"all of them (order bursts move the same products again and again). A "
+							"real-time channel, "
 							"a channel whose push is due, or a full resync has them recomputed at "
 							"once. 0: always at once.",
 							&omnichan_target_refresh_delay,

@@ -1056,8 +1056,9 @@ RefreshTargets(int max_products)
  *		Whether this push cycle recomputes the targets of dirty products now.
  *
  * Yes when a real-time channel or a channel whose push is due (or that
- * resyncs) could push them, or when the last recomputation is
- * omnichan.target_refresh_delay old.  Otherwise stock changes wait: a burst
+ * resyncs) could push them, or when the last recomputation that found dirty
+ * products is omnichan.target_refresh_delay old (the first change after a
+ * quiet spell is taken at once).  Otherwise stock changes wait: a burst
  * of orders moves the same products at every page stored and every batch
  * materialized, and one recomputation for all of them is enough for
  * channels that push on a cadence.
@@ -1119,11 +1120,12 @@ SyncPushCycle(TimestampTz *next_due)
 		{
 			if (RefreshTargets(REFRESH_BATCH) == 0)
 				break;
+			/* a change after a quiet spell is taken at once, the next wait */
+			LastTargetsAt = now;
 			if (round == 3)
 				*next_due = now;	/* still dirty: come back at once */
 		}
 		AtEOXact_GUC(true, nest);
-		LastTargetsAt = now;
 	}
 	else
 	{
