@@ -219,9 +219,8 @@ _PG_init(void)
 							"cadence and none is due, the sync worker gathers stock changes for up "
 							"to this long after a recomputation and recomputes the targets once for "
 							"all of them (order bursts move the same products again and again). A "
-							"real-time channel, "
-							"a channel whose push is due, or a full resync has them recomputed at "
-							"once. 0: always at once.",
+							"real-time channel, a channel whose push is due, or a full resync has "
+							"them recomputed at once. 0: always at once.",
 							&omnichan_target_refresh_delay,
 							2000, 0, 600000,
 							PGC_SIGHUP, GUC_UNIT_MS,

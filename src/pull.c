@@ -673,6 +673,72 @@ static int64 MaterializedCount = 0;
 static int64 NextAnalyzeAt = 1000;
 
 /*
+ * AnalyzeOrderTables
+ *		ANALYZE the tables the orders grow, when the orders this worker
+ *		materialized are at least half of the sale orders the statistics know
+ *		of; in a subtransaction (a failure is logged, the orders stay).
+ *
+ * Called at 1 000, 10 000 and 100 000 orders: the statistics (and with them
+ * the plans cached in this long-lived session, the foreign key checks'
+ * included) follow a table that grew from a few rows to thousands within a
+ * minute, before autovacuum would look at it (a foreign key check planned as
+ * a sequential scan of a small sale_order cost 0.16 ms per line once it had
+ * 10 000 rows).  A large Odoo database is not analyzed again for a few
+ * orders.
+ */
+static void
+AnalyzeOrderTables(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(MaterializedCount)};
+	bool		isnull;
+	int			ret;
+
+	ret = SPI_execute_with_args("SELECT c.reltuples < 0 OR c.reltuples < 2 * $1 FROM pg_catalog.pg_class c "
+								" WHERE c.oid = 'public.sale_order'::pg_catalog.regclass",
+								1, argtypes, values, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the statistics of sale_order: %s", SPI_result_code_string(ret));
+	if (SPI_processed != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		ret = SPI_execute("ANALYZE public.sale_order, public.sale_order_line, public.res_partner, "
+						  "omnichan.order_inbox, omnichan.order_inbox_line, omnichan.order_event, "
+						  "omnichan.customer_link", false, 0);
+		if (ret != SPI_OK_UTILITY)
+			elog(ERROR, "ANALYZE returned %s", SPI_result_code_string(ret));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
+		ereport(LOG,
+				(errmsg("omnichan worker: could not analyze the order tables: %s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+}
+
+/*
  * PullMaterialize
  *		One transaction of materialization: received orders of every active
  *		channel into Odoo quotations.  Sets PullMaterializeDue again when a
@@ -708,34 +774,7 @@ PullMaterialize(void *arg)
 		MaterializedCount += n;
 		if (MaterializedCount >= NextAnalyzeAt)
 		{
-			/*
-			 * The tables the orders grow, analyzed at 1 000, 10 000 and 100 000
-			 * orders materialized by this worker when that is at least half of
-			 * the sale orders the statistics know of: the statistics (and with
-			 * them the plans cached in this long-lived session, the foreign
-			 * key checks' included) follow a table that grew from a few rows
-			 * to thousands within a minute, before autovacuum would look at it
-			 * (a foreign key check planned as a sequential scan of a small
-			 * sale_order cost 0.16 ms per line once it had 10 000 rows).  A
-			 * large Odoo database is not analyzed again for a few orders.
-			 */
-			Oid			argtypes[1] = {INT8OID};
-			Datum		values[1] = {Int64GetDatum(MaterializedCount)};
-
-			ret = SPI_execute_with_args("SELECT c.reltuples < 0 OR c.reltuples < 2 * $1 FROM pg_catalog.pg_class c "
-										" WHERE c.oid = 'public.sale_order'::pg_catalog.regclass",
-										1, argtypes, values, NULL, true, 1);
-			if (ret != SPI_OK_SELECT)
-				elog(ERROR, "could not read the statistics of sale_order: %s", SPI_result_code_string(ret));
-			if (SPI_processed == 1 &&
-				DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-			{
-				ret = SPI_execute("ANALYZE public.sale_order, public.sale_order_line, public.res_partner, "
-								  "omnichan.order_inbox, omnichan.order_inbox_line, omnichan.order_event, "
-								  "omnichan.customer_link", false, 0);
-				if (ret != SPI_OK_UTILITY)
-					elog(ERROR, "could not analyze the order tables: %s", SPI_result_code_string(ret));
-			}
+			AnalyzeOrderTables();
 			NextAnalyzeAt = NextAnalyzeAt < 100000 ? NextAnalyzeAt * 10 : PG_INT64_MAX;
 		}
 	}

@@ -138,10 +138,10 @@ typedef struct ChannelCache
 	" OR COALESCE(l.error_class IN ('fix', 'credentials') AND l.last_error_at >= $2, false))"
 
 static HTAB *Cache = NULL;
-
-/* when the targets were last recomputed (TargetsWanted) */
-static TimestampTz LastTargetsAt = 0;
 static MemoryContext SyncCxt = NULL;
+
+/* when a recomputation last found dirty products (TargetsWanted) */
+static TimestampTz LastTargetsAt = 0;
 
 /* statements prepared once for the life of the worker (KeepSyncPlan) */
 static SPIPlanPtr ChannelsPlan = NULL;
