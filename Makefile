@@ -23,6 +23,7 @@ OBJS = \
 	src/connector.o \
 	src/sync.o \
 	src/pull.o \
+	src/subxact.o \
 	src/connectors/ebay.o \
 	src/connectors/tiktok.o \
 	src/connectors/lazada.o \

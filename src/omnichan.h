@@ -36,6 +36,9 @@ extern PGDLLIMPORT int omnichan_sync_log_retention;
 extern PGDLLIMPORT int omnichan_target_refresh_delay;
 extern PGDLLIMPORT int omnichan_debug_pull_commit_delay;
 
+/* subxact.c */
+extern ErrorData *OcSubTransaction(void (*fn) (void *arg), void *arg);
+
 /* worker.c */
 extern void OmnichanRegisterLauncher(void);
 

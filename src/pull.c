@@ -391,6 +391,31 @@ PullComplete(const Connector *conn, ChannelConfig *cfg, HttpRequest *req,
 	return false;
 }
 
+/* GuardedAnswer's arguments, for its subtransaction */
+typedef struct AnswerStep
+{
+	const Connector *conn;
+	ChannelConfig *cfg;
+	HttpRequest *req;
+	OcJson	   *payload;
+	OcJson	   *part;
+	const char *state;
+	const char *error;
+	bool		pull;
+} AnswerStep;
+
+/* GuardedAnswer's step in a subtransaction */
+static void
+AnswerInSubtransaction(void *arg)
+{
+	AnswerStep *a = (AnswerStep *) arg;
+
+	if (a->pull)
+		PullAnswer(a->conn, a->cfg, a->req, a->payload, a->part, a->state, a->error);
+	else
+		CancelAnswer(a->conn, a->cfg, a->req, a->part, a->state, a->error);
+}
+
 /*
  * GuardedAnswer
  *		PullAnswer or CancelAnswer in a subtransaction: whatever the
@@ -406,57 +431,35 @@ static void
 GuardedAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJson *payload,
 			  OcJson *part, const char *state, const char *error, bool pull)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
+	AnswerStep	step = {conn, cfg, req, payload, part, state, error, pull};
+	ErrorData  *edata = OcSubTransaction(AnswerInSubtransaction, &step);
+	char	   *msg;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
+	if (edata == NULL)
+		return;
+
+	/* query cancellations and shutdowns are not the answer's fault */
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+		ReThrowError(edata);
+	msg = psprintf("%s: could not process the marketplace's answer: %s",
+				   pull ? "order pull" : "order cancellation", edata->message);
+	ereport(LOG,
+			(errmsg("omnichan worker: channel \"%s\": %s", cfg->name, msg)));
+	RecordJobError(req->job_id, msg);
+	SyncSetChannelError(cfg->id, msg);
+	if (!pull)
 	{
-		if (pull)
-			PullAnswer(conn, cfg, req, payload, part, state, error);
-		else
-			CancelAnswer(conn, cfg, req, part, state, error);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+		/* the report is not retried: the reason is kept on the order */
+		Oid			argtypes[2] = {INT8OID, TEXTOID};
+		Datum		values[2] = {Int64GetDatum(req->job_id), CStringGetTextDatum(msg)};
+
+		if (SPI_execute_with_args("UPDATE omnichan.order_inbox SET cancel_job_id = NULL, "
+								  "       cancel_report_error = $2 WHERE cancel_job_id = $1",
+								  2, argtypes, values, NULL, false, 0) < 0)
+			elog(ERROR, "could not record a cancellation report's failure");
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		char	   *msg;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-
-		/* query cancellations and shutdowns are not the answer's fault */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			ReThrowError(edata);
-		msg = psprintf("%s: could not process the marketplace's answer: %s",
-					   pull ? "order pull" : "order cancellation", edata->message);
-		ereport(LOG,
-				(errmsg("omnichan worker: channel \"%s\": %s", cfg->name, msg)));
-		RecordJobError(req->job_id, msg);
-		SyncSetChannelError(cfg->id, msg);
-		if (!pull)
-		{
-			/* the report is not retried: the reason is kept on the order */
-			Oid			argtypes[2] = {INT8OID, TEXTOID};
-			Datum		values[2] = {Int64GetDatum(req->job_id), CStringGetTextDatum(msg)};
-
-			if (SPI_execute_with_args("UPDATE omnichan.order_inbox SET cancel_job_id = NULL, "
-									  "       cancel_report_error = $2 WHERE cancel_job_id = $1",
-									  2, argtypes, values, NULL, false, 0) < 0)
-				elog(ERROR, "could not record a cancellation report's failure");
-		}
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	FreeErrorData(edata);
 }
 
 /*
@@ -672,6 +675,18 @@ CancelAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJson
 static int64 MaterializedCount = 0;
 static int64 NextAnalyzeAt = 1000;
 
+/* AnalyzeOrderTables' step in a subtransaction */
+static void
+AnalyzeStep(void *arg)
+{
+	int			ret = SPI_execute("ANALYZE public.sale_order, public.sale_order_line, public.res_partner, "
+								  "omnichan.order_inbox, omnichan.order_inbox_line, omnichan.order_event, "
+								  "omnichan.customer_link", false, 0);
+
+	if (ret != SPI_OK_UTILITY)
+		elog(ERROR, "ANALYZE returned %s", SPI_result_code_string(ret));
+}
+
 /*
  * AnalyzeOrderTables
  *		ANALYZE the tables the orders grow, when the orders this worker
@@ -689,12 +704,11 @@ static int64 NextAnalyzeAt = 1000;
 static void
 AnalyzeOrderTables(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	Oid			argtypes[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(MaterializedCount)};
 	bool		isnull;
 	int			ret;
+	ErrorData  *edata;
 
 	ret = SPI_execute_with_args("SELECT c.reltuples < 0 OR c.reltuples < 2 * $1 FROM pg_catalog.pg_class c "
 								" WHERE c.oid = 'public.sale_order'::pg_catalog.regclass",
@@ -705,37 +719,14 @@ AnalyzeOrderTables(void)
 		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 		return;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		ret = SPI_execute("ANALYZE public.sale_order, public.sale_order_line, public.res_partner, "
-						  "omnichan.order_inbox, omnichan.order_inbox_line, omnichan.order_event, "
-						  "omnichan.customer_link", false, 0);
-		if (ret != SPI_OK_UTILITY)
-			elog(ERROR, "ANALYZE returned %s", SPI_result_code_string(ret));
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			ReThrowError(edata);
-		ereport(LOG,
-				(errmsg("omnichan worker: could not analyze the order tables: %s", edata->message)));
-		FreeErrorData(edata);
-	}
-	PG_END_TRY();
+	edata = OcSubTransaction(AnalyzeStep, NULL);
+	if (edata == NULL)
+		return;
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+		ReThrowError(edata);
+	ereport(LOG,
+			(errmsg("omnichan worker: could not analyze the order tables: %s", edata->message)));
+	FreeErrorData(edata);
 }
 
 /*

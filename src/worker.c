@@ -1088,6 +1088,13 @@ OutcomesAndClaim(void *arg)
 	}
 }
 
+/* ClaimInSubtransaction's step */
+static void
+ClaimStep(void *arg)
+{
+	ClaimAndStart(&((LoopStep *) arg)->result);
+}
+
 /*
  * ClaimInSubtransaction
  *		ClaimAndStart in a subtransaction of the outcome transaction: when it
@@ -1098,41 +1105,21 @@ static void
 ClaimInSubtransaction(void *arg)
 {
 	LoopStep   *step = (LoopStep *) arg;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	int			before = NInflight;
+	ErrorData  *edata = OcSubTransaction(ClaimStep, step);
+	int			i;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		ClaimAndStart(&step->result);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-		int			i;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-		ereport(LOG,
-				(errmsg("omnichan worker: claiming requests failed: %s", edata->message),
-				 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
-		FreeErrorData(edata);
-		for (i = before; i < NInflight; i++)
-			HttpFree(Inflight[i]);
-		NInflight = before;
-		step->result.started = 0;
-		step->claim_failed = true;
-	}
-	PG_END_TRY();
+	if (edata == NULL)
+		return;
+	ereport(LOG,
+			(errmsg("omnichan worker: claiming requests failed: %s", edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+	FreeErrorData(edata);
+	for (i = before; i < NInflight; i++)
+		HttpFree(Inflight[i]);
+	NInflight = before;
+	step->result.started = 0;
+	step->claim_failed = true;
 }
 
 /*
