@@ -3504,8 +3504,8 @@ DECLARE
     names text[];
     code text;
 BEGIN
-    IF cardinality(p_ids) IS NULL OR (cardinality(p_ids) < 2 AND NOT p_checked) THEN
-        RETURN '{}';            -- one order: the order-by-order path is as fast
+    IF cardinality(p_ids) IS NULL THEN
+        RETURN '{}';
     END IF;
     SELECT * INTO c FROM omnichan.channel WHERE id = p_channel_id;
     IF NOT FOUND THEN
@@ -3527,17 +3527,15 @@ BEGIN
         tax_rate := tax.amount;
     END IF;
 
-    -- the products of the lines, from the channel's listings (as each
-    -- order does first)
-    UPDATE omnichan.order_inbox_line il SET product_id = li.product_id
-      FROM omnichan.listing li
-     WHERE il.inbox_id = ANY (p_ids) AND li.channel_id = c.id AND li.sku = il.channel_sku
-       AND il.product_id IS DISTINCT FROM li.product_id;
-
-    -- the orders every check passes, oldest first
+    -- the orders every check passes, oldest first (checked: the caller
+    -- has also resolved their lines' products)
     IF p_checked THEN
         ids := p_ids;
     ELSE
+        UPDATE omnichan.order_inbox_line il SET product_id = li.product_id
+          FROM omnichan.listing li
+         WHERE il.inbox_id = ANY (p_ids) AND li.channel_id = c.id AND li.sku = il.channel_sku
+           AND il.product_id IS DISTINCT FROM li.product_id;
         WITH o AS (
             SELECT i.id, i.received_at, COALESCE('b:' || i.buyer_id, 'e:' || lower(i.buyer_email), 'o:' || i.id) AS buyer_key,
                    lower(i.buyer_email) AS email
@@ -3573,7 +3571,7 @@ BEGIN
          -- the order of the orders; those go one by one
          WHERE o.email IS NULL
             OR NOT EXISTS (SELECT 1 FROM o o2 WHERE o2.email = o.email AND o2.buyer_key <> o.buyer_key);
-        IF cardinality(ids) IS NULL OR cardinality(ids) < 2 THEN
+        IF cardinality(ids) IS NULL THEN
             RETURN '{}';
         END IF;
     END IF;

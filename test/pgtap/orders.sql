@@ -505,10 +505,10 @@ SELECT is((SELECT last_action FROM omnichan.order_status WHERE external_id = 'OC
 
 ------------------------------------------------------------ a batch: set-based = order by order
 -- materialize_orders takes the orders that pass every check set-based (one
--- statement per table for the batch) and the others one by one: the rows
--- must be those the order-by-order path writes.  The same batch is
--- materialized one order per call (order by order), rolled back, then in
--- one call, and everything written is compared.
+-- statement per table for the batch) and the others one by one: a batch
+-- must write what its orders write one at a time (a repeat buyer, address
+-- children, names).  The same batch is materialized one order per call,
+-- rolled back, then in one call, and everything written is compared.
 CREATE FUNCTION pg_temp.pdesc(p_id int) RETURNS text LANGUAGE sql STABLE AS
 $$ SELECT row(p.name, p.type, p.street, p.street2, p.city, p.zip, p.country_id, p.state_id, p.email, p.phone,
               p.active, p.is_company, p.lang, p.complete_name, p.email_normalized, p.phone_sanitized,
