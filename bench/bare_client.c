@@ -10,12 +10,14 @@
  * cache), max host / total connections, HTTP/2 over TLS allowed, body and
  * headers captured into memory.  Driven by curl_multi_poll.
  *
- * Prints one line: "requests=N ok=K errors=E seconds=S rps=R".
+ * Prints one line: "requests=N ok=K errors=E seconds=S rps=R cpu_us=C",
+ * C being the client's CPU time (user + system) per request.
  */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 typedef struct Buf
@@ -96,6 +98,7 @@ main(int argc, char **argv)
 	long		nfree = 0;
 	double		t0,
 				t1;
+	struct rusage ru;
 	int			running = 1;
 
 	if (argc < 4)
@@ -152,8 +155,11 @@ main(int argc, char **argv)
 			curl_multi_poll(multi, NULL, 0, 1000, NULL);
 	}
 	t1 = now_s();
-	printf("requests=%ld ok=%ld errors=%ld seconds=%.3f rps=%.0f\n",
-		   n, ok, errors, t1 - t0, n / (t1 - t0));
+	getrusage(RUSAGE_SELF, &ru);
+	printf("requests=%ld ok=%ld errors=%ld seconds=%.3f rps=%.0f cpu_us=%.1f\n",
+		   n, ok, errors, t1 - t0, n / (t1 - t0),
+		   (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 / n +
+		   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / (double) n);
 	curl_multi_cleanup(multi);
 	curl_global_cleanup();
 	return errors > 0 ? 1 : 0;
