@@ -1797,7 +1797,7 @@ INSERT INTO omnichan.rate_limit (kind, operation, rate, burst, max_concurrency) 
 
 SELECT pg_catalog.pg_extension_config_dump('omnichan.rate_limit', 'WHERE channel_id IS NOT NULL');
 
-CREATE TABLE omnichan.progress (
+CREATE TABLE omnichan.long_operation (
     id              bigserial PRIMARY KEY,
     channel_id      int REFERENCES omnichan.channel (id) ON DELETE CASCADE,
     operation       text NOT NULL,
@@ -1807,9 +1807,9 @@ CREATE TABLE omnichan.progress (
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at     timestamptz
 );
-COMMENT ON TABLE omnichan.progress IS
-'Long operations (full resyncs, backfills) and how far they got; see the omnichan.progress_status view. A full resync is started_at = the time it was requested (omnichan.full_resync); a newer request closes the running row (finished_at set, done as reached) and starts a new one.';
-CREATE INDEX progress_channel_idx ON omnichan.progress (channel_id, operation, started_at);
+COMMENT ON TABLE omnichan.long_operation IS
+'Long operations (full resyncs, backfills) and how far they got; see the omnichan.progress view. A full resync is started_at = the time it was requested (omnichan.full_resync); a newer request closes the running row (finished_at set, done as reached) and starts a new one.';
+CREATE INDEX long_operation_channel_idx ON omnichan.long_operation (channel_id, operation, started_at);
 
 -- Ask the current transaction to wake the worker when it commits.
 CREATE FUNCTION omnichan._wake_on_commit()
@@ -1987,7 +1987,7 @@ COMMENT ON FUNCTION omnichan.set_order_cursor(text, timestamptz) IS
 
 -- rate and ETA over the time elapsed so far (up to now while running, so a
 -- stalled operation shows its rate falling and its ETA growing)
-CREATE VIEW omnichan.progress_status AS
+CREATE VIEW omnichan.progress AS
 SELECT p.id, c.name AS channel, p.operation, p.done, p.total,
        CASE WHEN p.total = 0 THEN 100.0 ELSE LEAST(100.0, round(100.0 * p.done / p.total, 1)) END AS percent,
        CASE WHEN e.secs > 0 THEN round(p.done / e.secs, 2) END AS per_second,
@@ -1995,10 +1995,10 @@ SELECT p.id, c.name AS channel, p.operation, p.done, p.total,
             WHEN p.done > 0 AND e.secs > 0
             THEN pg_catalog.make_interval(secs => (GREATEST(p.total - p.done, 0) * e.secs / p.done)::double precision) END AS eta,
        p.started_at, p.updated_at, p.finished_at
-  FROM omnichan.progress p
+  FROM omnichan.long_operation p
   CROSS JOIN LATERAL (SELECT extract(epoch FROM COALESCE(p.finished_at, now()) - p.started_at) AS secs) e
   LEFT JOIN omnichan.channel c ON c.id = p.channel_id;
-COMMENT ON VIEW omnichan.progress_status IS
+COMMENT ON VIEW omnichan.progress IS
 'Long operations: done of total, percent, rate (per second since the start, up to now while running) and estimated time left (0 once finished; a finished row below 100 % was replaced by a newer request).';
 
 REVOKE ALL ON FUNCTION omnichan._wake_on_commit() FROM PUBLIC;

@@ -206,7 +206,7 @@ _PG_init(void)
 	DefineCustomIntVariable("omnichan.sync_log_retention",
 							"How long request attempts and finished jobs are kept.",
 							"The sync worker deletes older omnichan.sync_log rows, finished "
-							"omnichan.job rows and finished omnichan.progress rows, in bounded "
+							"omnichan.job rows and finished omnichan.long_operation rows, in bounded "
 							"batches, every min(60 s, 10 x omnichan.naptime).",
 							&omnichan_sync_log_retention,
 							7 * 24 * 3600, 60, INT_MAX,

@@ -617,14 +617,14 @@ StartResyncProgress(ChannelCache *cc)
 	values[1] = TimestampTzGetDatum(cc->full_resync_at);
 	if (ResyncStartPlan == NULL)
 		ResyncStartPlan = KeepSyncPlan("WITH closed AS ("
-									   "  UPDATE omnichan.progress p SET finished_at = pg_catalog.now(), updated_at = pg_catalog.now() "
+									   "  UPDATE omnichan.long_operation p SET finished_at = pg_catalog.now(), updated_at = pg_catalog.now() "
 									   "   WHERE p.channel_id = $1 AND p.operation = 'full_resync' AND p.finished_at IS NULL "
 									   "     AND p.started_at <> $2) "
-									   "INSERT INTO omnichan.progress (channel_id, operation, total, started_at, updated_at) "
+									   "INSERT INTO omnichan.long_operation (channel_id, operation, total, started_at, updated_at) "
 									   "SELECT $1, 'full_resync', "
 									   "       (SELECT pg_catalog.count(*) FROM omnichan.listing l "
 									   "         WHERE l.channel_id = $1 AND l.target_qty IS NOT NULL), $2, pg_catalog.now() "
-									   " WHERE NOT EXISTS (SELECT 1 FROM omnichan.progress p WHERE p.channel_id = $1 "
+									   " WHERE NOT EXISTS (SELECT 1 FROM omnichan.long_operation p WHERE p.channel_id = $1 "
 									   "                      AND p.operation = 'full_resync' AND p.started_at = $2)",
 									   2, argtypes, 0);
 	ret = SPI_execute_plan(ResyncStartPlan, values, NULL, false, 0);
@@ -661,7 +661,7 @@ FinishResyncIfDone(ChannelCache *cc)
 
 	if (ResyncEndPlan == NULL)
 		ResyncEndPlan = KeepSyncPlan("WITH fin AS ("
-									 "  UPDATE omnichan.progress p SET done = p.total, finished_at = pg_catalog.now(), "
+									 "  UPDATE omnichan.long_operation p SET done = p.total, finished_at = pg_catalog.now(), "
 									 "         updated_at = pg_catalog.now() "
 									 "   WHERE p.channel_id = $1 AND p.operation = 'full_resync' AND p.started_at = $2 "
 									 "     AND p.finished_at IS NULL) "
@@ -1576,7 +1576,7 @@ SyncCompleteFlush(void)
 								   "          JOIN omnichan.listing o ON o.id = r.id) r "
 								   " WHERE l.id = r.id AND l.push_job_id = r.job_id "
 								   " RETURNING r.newly, r.channel_id, r.resync_at) "
-								   "UPDATE omnichan.progress p "
+								   "UPDATE omnichan.long_operation p "
 								   "   SET done = LEAST(p.total, p.done + c.n), updated_at = pg_catalog.now() "
 								   "  FROM (SELECT upd.channel_id, upd.resync_at, pg_catalog.count(*) AS n "
 								   "          FROM upd WHERE upd.newly GROUP BY upd.channel_id, upd.resync_at) c "

@@ -1160,10 +1160,10 @@ Housekeeping(void *arg)
 		"DELETE FROM omnichan.job WHERE id IN (SELECT id FROM omnichan.job "
 		" WHERE state IN ('succeeded', 'failed', 'cancelled') "
 		"   AND finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) LIMIT $2)",
-		"DELETE FROM omnichan.progress WHERE id IN (SELECT id FROM omnichan.progress "
+		"DELETE FROM omnichan.long_operation WHERE id IN (SELECT id FROM omnichan.long_operation "
 		" WHERE finished_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1) LIMIT $2)",
 	};
-	static const char *const what[] = {"sync_log", "job", "progress"};
+	static const char *const what[] = {"sync_log", "job", "long_operation"};
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		values[2];
 	int			i;

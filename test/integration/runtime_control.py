@@ -16,7 +16,7 @@ and 30 listings, "ebay-b" real-time with 10 listings.  Checks:
 - resume(channel): what waited is sent (current quantities, one bulk
   request, and the plain request);
 - full_resync(channel): every listing is pushed although none changed, in
-  ceil(30 / 25) = 2 requests; progress_status counts the first request's
+  ceil(30 / 25) = 2 requests; progress counts the first request's
   listings while the second is held by the mock (a rate, an ETA), then
   goes to 100 % (30 of 30) with finished_at, a rate and an ETA of 0; a second full_resync while one runs
   replaces it (the first row finished below 100 %, the second at 100 %);
@@ -190,14 +190,14 @@ def main():
     c.sql("SELECT omnichan.full_resync('ebay-a')")
     mid = wait_for("one of the two pushes to be counted", lambda: c.sql(
         "SELECT done, total, percent, per_second > 0, eta > interval '0', finished_at IS NULL "
-        "  FROM omnichan.progress_status WHERE channel = 'ebay-a' AND operation = 'full_resync' "
+        "  FROM omnichan.progress WHERE channel = 'ebay-a' AND operation = 'full_resync' "
         "   AND done > 0 AND finished_at IS NULL"), 5)
     check("midway (the second request held by the mock): 25 or 5 of 30 done, a rate and an ETA",
           mid is not None and mid[0][0] in ("25", "5") and mid[0][1:] ==
           ["30", "83.3" if mid[0][0] == "25" else "16.7", "t", "t", "t"], str(mid))
     prog = wait_for("the full resync to finish", lambda: c.sql(
         "SELECT done, total, percent, per_second IS NOT NULL AND per_second > 0, eta, finished_at IS NOT NULL "
-        "  FROM omnichan.progress_status WHERE channel = 'ebay-a' AND operation = 'full_resync' "
+        "  FROM omnichan.progress WHERE channel = 'ebay-a' AND operation = 'full_resync' "
         "   AND finished_at IS NOT NULL"), 10)
     mockctl.clear_faults(port_a)
     say(f"full resync of 30 listings: {time.monotonic() - t0:.3f} s")
@@ -205,7 +205,7 @@ def main():
     skus = sorted(r["sku"] for e in sent for r in json.loads(e["body"])["requests"])
     check("full_resync pushes every listing although none changed", skus == SKUS_A, str(skus))
     check("in ceil(30 / 25) = 2 requests", len(sent) == math.ceil(30 / 25), str(len(sent)))
-    check("progress_status: 30 of 30, 100 %, a rate, ETA 0, finished_at set",
+    check("progress: 30 of 30, 100 %, a rate, ETA 0, finished_at set",
           prog is not None and prog[0] == ["30", "30", "100.0", "t", "00:00:00", "t"], str(prog))
     check("the request is cleared once the resync is over",
           c.val("SELECT full_resync_requested_at IS NULL FROM omnichan.channel_state s "
@@ -218,15 +218,15 @@ def main():
     before = count(port_a)
     c.sql("SELECT omnichan.full_resync('ebay-a')")
     first = wait_for("the first resync to be running", lambda: c.val(
-        "SELECT id FROM omnichan.progress WHERE operation = 'full_resync' AND finished_at IS NULL"), 5)
-    running = c.sql(f"SELECT done, total, eta IS NULL FROM omnichan.progress_status WHERE id = {first}")
+        "SELECT id FROM omnichan.long_operation WHERE operation = 'full_resync' AND finished_at IS NULL"), 5)
+    running = c.sql(f"SELECT done, total, eta IS NULL FROM omnichan.progress WHERE id = {first}")
     check("while the pushes are in flight: 0 of 30, no ETA yet", running == [["0", "30", "t"]], str(running))
     time.sleep(0.3)
     c.sql("SELECT omnichan.full_resync('ebay-a')")
     second = wait_for("the second resync to finish", lambda: c.val(
-        f"SELECT id FROM omnichan.progress WHERE operation = 'full_resync' AND id > {first} "
+        f"SELECT id FROM omnichan.long_operation WHERE operation = 'full_resync' AND id > {first} "
         "   AND finished_at IS NOT NULL"), 15)
-    rows = c.sql(f"SELECT id, done, total, percent, finished_at IS NOT NULL FROM omnichan.progress_status "
+    rows = c.sql(f"SELECT id, done, total, percent, finished_at IS NOT NULL FROM omnichan.progress "
                  f" WHERE id >= {first} ORDER BY id")
     check("the replaced resync is finished below 100 %",
           rows and rows[0][0] == first and rows[0][3] != "100.0" and rows[0][4] == "t", str(rows))
@@ -332,14 +332,14 @@ def main():
           " ('recentjob', 'GET', 'http://x/', 'succeeded', now() - interval '5 seconds', now()), "
           " ('waitingjob', 'GET', 'http://127.0.0.1:9/', 'queued', NULL, now() + interval '1 day'); "
           "UPDATE omnichan.job SET created_at = now() - interval '1 day' WHERE operation = 'waitingjob'; "
-          "INSERT INTO omnichan.progress (operation, total, started_at, finished_at) VALUES "
+          "INSERT INTO omnichan.long_operation (operation, total, started_at, finished_at) VALUES "
           " ('oldprogress', 1, now() - interval '3 minutes', now() - interval '2 minutes'), "
           " ('runningprogress', 1, now() - interval '3 minutes', NULL)")
     t0 = time.monotonic()
     gone = wait_for("the old rows to go", lambda: c.val(
         "SELECT (SELECT count(*) FROM omnichan.sync_log WHERE operation = 'old') = 0 "
         "   AND NOT EXISTS (SELECT 1 FROM omnichan.job WHERE operation = 'oldjob') "
-        "   AND NOT EXISTS (SELECT 1 FROM omnichan.progress WHERE operation = 'oldprogress')") == "t", 10)
+        "   AND NOT EXISTS (SELECT 1 FROM omnichan.long_operation WHERE operation = 'oldprogress')") == "t", 10)
     say(f"25 000 old sync_log rows deleted in {time.monotonic() - t0:.2f} s")
     check("sync_log rows, finished jobs and finished progress older than the retention are deleted",
           gone is not None,
@@ -347,7 +347,7 @@ def main():
                     "       (SELECT count(*) FROM omnichan.job WHERE operation = 'oldjob')")))
     kept = c.sql("SELECT (SELECT count(*) FROM omnichan.sync_log WHERE operation = 'recent'), "
                  "       (SELECT count(*) FROM omnichan.job WHERE operation IN ('recentjob', 'waitingjob')), "
-                 "       (SELECT count(*) FROM omnichan.progress WHERE operation = 'runningprogress')")
+                 "       (SELECT count(*) FROM omnichan.long_operation WHERE operation = 'runningprogress')")
     check("recent rows and unfinished work stay", kept == [["5", "2", "1"]], str(kept))
 
 
