@@ -19,7 +19,8 @@
  * Connections are reused (keep-alive, and HTTP/2 multiplexing over TLS when
  * the server offers it); sockets are bounded per host and in total.  Only
  * http and https are allowed, redirects are not followed, TLS verification is
- * never switched off, and plain http is refused except to a loopback address
+ * never switched off (the system's bundle, or omnichan.http_ca_file), and
+ * plain http is refused except to a loopback address
  * when the superuser setting omnichan.http_allow_plain_loopback is on (the
  * tests use it).  Responses are bounded by omnichan.http_max_response_size.
  *
@@ -387,7 +388,12 @@ HttpStart(HttpRequest *req)
 	 * request to the host behind one slow request.
 	 */
 	if (pg_strncasecmp(req->url, "https://", 8) == 0)
+	{
 		curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+		/* a private authority instead of the system's bundle */
+		if (omnichan_http_ca_file != NULL && omnichan_http_ca_file[0] != '\0')
+			curl_easy_setopt(easy, CURLOPT_CAINFO, omnichan_http_ca_file);
+	}
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) omnichan_http_connect_timeout);

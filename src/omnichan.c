@@ -20,6 +20,8 @@
  */
 #include "postgres.h"
 
+#include <unistd.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
@@ -37,6 +39,7 @@ bool		omnichan_count_manual_quotations = false;
 char	   *omnichan_databases = NULL;
 int			omnichan_naptime = 10000;
 bool		omnichan_http_allow_plain_loopback = false;
+char	   *omnichan_http_ca_file = NULL;
 int			omnichan_http_connect_timeout = 5000;
 int			omnichan_http_timeout = 30000;
 int			omnichan_http_max_response_size = 16384;
@@ -58,6 +61,31 @@ static void omnichan_shmem_request(void);
 static void omnichan_shmem_startup(void);
 
 PG_FUNCTION_INFO_V1(omnichan_library_version);
+
+/*
+ * CheckCaFile
+ *		GUC check hook of omnichan.http_ca_file: empty, or the absolute path
+ *		of a file this server can read (a relative path would depend on the
+ *		data directory, and a typo is better refused now than found at the
+ *		first https request).
+ */
+static bool
+CheckCaFile(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (!is_absolute_path(*newval))
+	{
+		GUC_check_errdetail("The certificate authority file must be given as an absolute path.");
+		return false;
+	}
+	if (access(*newval, R_OK) != 0)
+	{
+		GUC_check_errdetail("Could not access file \"%s\": %m.", *newval);
+		return false;
+	}
+	return true;
+}
 
 /*
  * _PG_init
@@ -126,6 +154,17 @@ _PG_init(void)
 							 false,
 							 PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("omnichan.http_ca_file",
+							   "File of the certificate authorities that https servers are verified against.",
+							   "Empty (the default): the system's bundle (ca-certificates). Set it to "
+							   "the absolute path of a PEM file to trust a private authority instead "
+							   "(a TLS-inspecting proxy, a test server); certificates and host names "
+							   "are verified either way.",
+							   &omnichan_http_ca_file,
+							   "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   CheckCaFile, NULL, NULL);
 
 	DefineCustomIntVariable("omnichan.http_connect_timeout",
 							"Time allowed to connect to a marketplace API.",

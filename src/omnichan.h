@@ -23,6 +23,7 @@ extern PGDLLIMPORT bool omnichan_count_manual_quotations;
 extern PGDLLIMPORT char *omnichan_databases;
 extern PGDLLIMPORT int omnichan_naptime;
 extern PGDLLIMPORT bool omnichan_http_allow_plain_loopback;
+extern PGDLLIMPORT char *omnichan_http_ca_file;
 extern PGDLLIMPORT int omnichan_http_connect_timeout;
 extern PGDLLIMPORT int omnichan_http_timeout;
 extern PGDLLIMPORT int omnichan_http_max_response_size;
