@@ -1801,14 +1801,14 @@ CREATE TABLE omnichan.long_operation (
     id              bigserial PRIMARY KEY,
     channel_id      int REFERENCES omnichan.channel (id) ON DELETE CASCADE,
     operation       text NOT NULL,
-    total           bigint NOT NULL CHECK (total >= 0),
+    total           bigint CHECK (total >= 0),     -- NULL: not known (yet)
     done            bigint NOT NULL DEFAULT 0 CHECK (done >= 0),
     started_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at     timestamptz
 );
 COMMENT ON TABLE omnichan.long_operation IS
-'Long operations (full resyncs, backfills) and how far they got; see the omnichan.progress view. A full resync is started_at = the time it was requested (omnichan.full_resync); a newer request closes the running row (finished_at set, done as reached) and starts a new one.';
+'Long operations and how far they got; see the omnichan.progress view. full_resync: started_at = the time it was requested (omnichan.full_resync), total = the listings to push; a newer request closes the running row (finished_at set, done as reached) and starts a new one. order_backfill: a pull over more than an hour of orders (set_order_cursor to an older date, a first pull, catching up), done = orders read, total = the marketplace''s count when it gives one (NULL: unknown); finished at 100 % when complete, where it got when the pull stopped or a newer backfill started.';
 CREATE INDEX long_operation_channel_idx ON omnichan.long_operation (channel_id, operation, started_at);
 
 -- Ask the current transaction to wake the worker when it commits.
@@ -1989,17 +1989,18 @@ COMMENT ON FUNCTION omnichan.set_order_cursor(text, timestamptz) IS
 -- stalled operation shows its rate falling and its ETA growing)
 CREATE VIEW omnichan.progress AS
 SELECT p.id, c.name AS channel, p.operation, p.done, p.total,
-       CASE WHEN p.total = 0 THEN 100.0 ELSE LEAST(100.0, round(100.0 * p.done / p.total, 1)) END AS percent,
+       CASE WHEN p.total IS NULL THEN NULL WHEN p.total = 0 THEN 100.0
+            ELSE LEAST(100.0, round(100.0 * p.done / p.total, 1)) END AS percent,
        CASE WHEN e.secs > 0 THEN round(p.done / e.secs, 2) END AS per_second,
        CASE WHEN p.finished_at IS NOT NULL THEN interval '0'
-            WHEN p.done > 0 AND e.secs > 0
+            WHEN p.done > 0 AND e.secs > 0 AND p.total IS NOT NULL
             THEN pg_catalog.make_interval(secs => (GREATEST(p.total - p.done, 0) * e.secs / p.done)::double precision) END AS eta,
        p.started_at, p.updated_at, p.finished_at
   FROM omnichan.long_operation p
   CROSS JOIN LATERAL (SELECT extract(epoch FROM COALESCE(p.finished_at, now()) - p.started_at) AS secs) e
   LEFT JOIN omnichan.channel c ON c.id = p.channel_id;
 COMMENT ON VIEW omnichan.progress IS
-'Long operations: done of total, percent, rate (per second since the start, up to now while running) and estimated time left (0 once finished; a finished row below 100 % was replaced by a newer request).';
+'Long operations (full_resync, order_backfill): done of total, percent, rate (per second since the start, up to now while running) and estimated time left (0 once finished); total, percent and ETA are NULL while the total is not known. A finished row below 100 % stopped before its end (replaced by a newer request, or a pull that failed and whose window the next pull covers again).';
 
 REVOKE ALL ON FUNCTION omnichan._wake_on_commit() FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan._channel_id(text) FROM PUBLIC;

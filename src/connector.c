@@ -444,6 +444,26 @@ DaysFromCivil(int64 y, int m, int d)
 }
 
 /*
+ * PullPageCounted
+ *		Records in a pull chain's state how many orders its pages had so far
+ *		("read_orders") and, when the marketplace says it, how many the window
+ *		holds ("total_orders"); pull.c turns them into the backfill's progress.
+ */
+void
+PullPageCounted(OcJson *state, OcJson *total, int64 read)
+{
+	int64		n = 0;
+	int64		t;
+
+	(void) OcJsonInt(OcJsonGet(state, "read_orders"), &n);
+	OcJsonSetInt(state, "read_orders", n + Max(read, 0));
+	/* the first page's count: Etsy counts from where each page starts */
+	if (OcJsonGet(state, "total_orders") == NULL &&
+		total != NULL && OcJsonInt(total, &t) && t >= 0)
+		OcJsonSetInt(state, "total_orders", t);
+}
+
+/*
  * IsoFromEpoch
  *		"YYYY-MM-DDTHH:MM:SSZ" of Unix seconds (a value beyond year 5138 in
  *		seconds is taken as milliseconds, as Walmart sends them).

@@ -207,6 +207,13 @@ extern char *DecimalMulInt(const char *a, int64 n);
 extern char *DecimalDivInt(const char *a, int64 n, int scale);	/* rounded half up */
 extern char *DecimalScaled(int64 amount, int64 divisor);	/* Etsy's {amount, divisor} */
 extern int	DecimalCmp(const char *a, const char *b);
+/*
+ * A page of a pull chain counted for its progress (omnichan.progress of an
+ * order backfill): the orders the page had (kept or skipped), and the
+ * marketplace's count of the orders in the whole window when its first
+ * answer has one (NULL or not a count: unknown).
+ */
+extern void PullPageCounted(OcJson *state, OcJson *total, int64 read);
 /* "2026-11-20T10:11:12Z" from Unix seconds or milliseconds */
 extern char *IsoFromEpoch(int64 secs);
 /* Unix seconds of an ISO 8601 timestamp (any offset); false if it is not one */

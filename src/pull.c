@@ -23,6 +23,18 @@
  * omnichan.fetch_order(channel, id) asks for one order: a chain whose state
  * carries "order_id" and that does not move the cursor.
  *
+ * Order backfills: a pull whose window is longer than BACKFILL_MIN_WINDOW_S
+ * (set_order_cursor to an older date, a channel's first pull, catching up
+ * after the worker was stopped) has a row in omnichan.long_operation, shown
+ * by the omnichan.progress view as operation 'order_backfill': done = the
+ * orders its pages had so far, total = the marketplace's count of the orders
+ * in the window when its first answer gives one (eBay, Walmart, TikTok Shop,
+ * Etsy, Lazada; unknown for Amazon and Shopify), both updated in the
+ * transaction that stores each page.  A complete chain finishes the row at
+ * 100 % (total = done: orders may have come or gone meanwhile); a chain that
+ * stops (an error; the next pull covers the window again) finishes it where
+ * it got, and so does a newer backfill of the channel.
+ *
  * Stored orders are turned into Odoo quotations by materialize_orders, in
  * transactions of their own (PullMaterialize), so a materialization problem
  * never undoes the storing of what the marketplace sent.
@@ -66,6 +78,8 @@
 #define CANCEL_BATCH		50
 /* orders materialized per transaction */
 #define MATERIALIZE_BATCH	200
+/* a pull over a longer window is an order backfill, with its progress */
+#define BACKFILL_MIN_WINDOW_S	3600
 
 bool		PullMaterializeDue = true;
 
@@ -81,6 +95,9 @@ static void PullAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *r
 static void CancelAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req,
 						 OcJson *cancel, const char *state, const char *error);
 static void RecordJobError(int64 job_id, const char *error);
+static int64 BackfillStart(int32 channel_id);
+static void BackfillProgress(OcJson *st, int norders, bool complete);
+static void BackfillStop(OcJson *st);
 static char *AnswerExcerpt(HttpRequest *req);
 static void GuardedAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req,
 						  OcJson *payload, OcJson *part, const char *state, const char *error,
@@ -189,6 +206,8 @@ QueuePull(int32 channel_id, const Connector *conn, ChannelConfig *cfg, Timestamp
 		/* the cursor this pull started from: a newer set_order_cursor wins */
 		if (has_cursor)
 			OcJsonSetString(st, "cursor", timestamptz_to_str(cursor));
+		if (until_s - since_s > BACKFILL_MIN_WINDOW_S)
+			OcJsonSetInt(st, "progress_id", BackfillStart(channel_id));
 		memset(&out, 0, sizeof(out));
 		out.operation = conn->pull_operation ? conn->pull_operation : "order_pull";
 		conn->build_pull(cfg, st, &out);
@@ -448,7 +467,9 @@ GuardedAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJso
 			(errmsg("omnichan worker: channel \"%s\": %s", cfg->name, msg)));
 	RecordJobError(req->job_id, msg);
 	SyncSetChannelError(cfg->id, msg);
-	if (!pull)
+	if (pull)
+		BackfillStop(part);		/* the chain ends here */
+	else
 	{
 		/* the report is not retried: the reason is kept on the order */
 		Oid			argtypes[2] = {INT8OID, TEXTOID};
@@ -460,6 +481,95 @@ GuardedAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJso
 			elog(ERROR, "could not record a cancellation report's failure");
 	}
 	FreeErrorData(edata);
+}
+
+/*
+ * BackfillStart
+ *		The progress row of an order backfill of the channel, which finishes
+ *		an unfinished one (a chain that never completed); returns its id.
+ */
+static int64
+BackfillStart(int32 channel_id)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(channel_id)};
+	bool		isnull;
+	int			ret;
+
+	ret = SPI_execute_with_args("WITH stale AS ("
+								"  UPDATE omnichan.long_operation SET finished_at = pg_catalog.now(), "
+								"         updated_at = pg_catalog.now() "
+								"   WHERE channel_id = $1 AND operation = 'order_backfill' "
+								"     AND finished_at IS NULL) "
+								"INSERT INTO omnichan.long_operation (channel_id, operation, total) "
+								"VALUES ($1, 'order_backfill', NULL) RETURNING id",
+								1, argtypes, values, NULL, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not record an order backfill's progress: %s", SPI_result_code_string(ret));
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * BackfillProgress
+ *		A page of a backfill's chain is stored: its progress row counts the
+ *		orders read so far (the connector's count of the pages' orders, or
+ *		else the orders it passed on) and the marketplace's total when known;
+ *		the last page finishes it at 100 %.
+ */
+static void
+BackfillProgress(OcJson *st, int norders, bool complete)
+{
+	int64		id;
+	int64		done = 0;
+	int64		total = 0;
+	Oid			argtypes[4] = {INT8OID, INT8OID, INT8OID, BOOLOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
+
+	if (!OcJsonInt(OcJsonGet(st, "progress_id"), &id))
+		return;
+	if (!OcJsonInt(OcJsonGet(st, "read_orders"), &done))
+	{
+		(void) OcJsonInt(OcJsonGet(st, "passed_orders"), &done);
+		done += norders;
+		OcJsonSetInt(st, "passed_orders", done);
+	}
+	values[0] = Int64GetDatum(id);
+	values[1] = Int64GetDatum(done);
+	if (OcJsonInt(OcJsonGet(st, "total_orders"), &total))
+		values[2] = Int64GetDatum(total);
+	else
+		nulls[2] = 'n';
+	values[3] = BoolGetDatum(complete);
+	if (SPI_execute_with_args("UPDATE omnichan.long_operation "
+							  "   SET done = $2, total = CASE WHEN $4 THEN $2 ELSE $3 END, "
+							  "       updated_at = pg_catalog.now(), "
+							  "       finished_at = CASE WHEN $4 THEN pg_catalog.now() END "
+							  " WHERE id = $1 AND finished_at IS NULL",
+							  4, argtypes, values, nulls, false, 0) < 0)
+		elog(ERROR, "could not record an order backfill's progress");
+}
+
+/*
+ * BackfillStop
+ *		A backfill's chain ended before its last page: its row is finished
+ *		where it got (the next pull covers the window again).
+ */
+static void
+BackfillStop(OcJson *st)
+{
+	int64		id;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		values[1];
+
+	if (!OcJsonInt(OcJsonGet(st, "progress_id"), &id))
+		return;
+	values[0] = Int64GetDatum(id);
+	if (SPI_execute_with_args("UPDATE omnichan.long_operation SET finished_at = pg_catalog.now(), "
+							  "       updated_at = pg_catalog.now() "
+							  " WHERE id = $1 AND finished_at IS NULL",
+							  1, argtypes, values, NULL, false, 0) < 0)
+		elog(ERROR, "could not record the end of an order backfill");
 }
 
 /*
@@ -530,6 +640,7 @@ PullAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJson *
 		 */
 		SyncSetChannelError(cfg->id, psprintf("order pull: %s%s", error ? error : "request failed",
 											  AnswerExcerpt(req)));
+		BackfillStop(st);
 		return;
 	}
 	if (conn->parse_pull == NULL)
@@ -548,6 +659,7 @@ PullAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJson *
 
 		RecordJobError(req->job_id, msg);
 		SyncSetChannelError(cfg->id, msg);
+		BackfillStop(st);
 		return;
 	}
 
@@ -583,6 +695,10 @@ PullAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest *req, OcJson *
 			 cfg->name, (int) req->response.len, norders,
 			 INSTR_TIME_GET_MILLISEC(t1), INSTR_TIME_GET_MILLISEC(t2));
 	}
+
+	/* (before the state goes on with the next job: it carries the counts) */
+	if (!is_fetch)
+		BackfillProgress(st, norders, !more);
 
 	if (more)
 	{

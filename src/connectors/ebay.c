@@ -469,6 +469,7 @@ EbayParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state, OcJson *orders
 			OcJsonAppendCopy(orders, out);
 	}
 
+	PullPageCounted(state, OcJsonGet(doc, "total"), n);
 	if (OcJsonString(OcJsonGet(doc, "next")) == NULL || n == 0)
 		return false;
 	(void) OcJsonInt(OcJsonGet(state, "offset"), &offset);

@@ -828,6 +828,7 @@ EtsyParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state, OcJson *orders
 		if (!skipped)
 			OcJsonAppendCopy(orders, out);
 	}
+	PullPageCounted(state, OcJsonGet(doc, "count"), n);
 	if (n < ETSY_RECEIPTS_LIMIT)
 		return false;			/* a short page: the last one */
 

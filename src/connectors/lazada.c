@@ -1261,6 +1261,7 @@ ParseOrdersPage(ChannelConfig *ch, OcJson *data, OcJson *state, OutRequest *next
 		if (!OnlyUnpaid(order))
 			OcJsonAppendCopy(page, order);
 	}
+	PullPageCounted(state, OcJsonGet(data, "countTotal"), n);
 	more = (n >= LAZADA_PAGE);
 	if (more && OcJsonInt(OcJsonGet(data, "countTotal"), &total) && offset + n >= total)
 		more = false;

@@ -872,6 +872,7 @@ TikTokParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state, OcJson *orde
 	if (OcJsonGet(state, "order_id") != NULL)
 		return false;
 
+	PullPageCounted(state, OcJsonGet(data, "total_count"), n);
 	token = OcJsonString(OcJsonGet(data, "next_page_token"));
 	if (token == NULL || *token == '\0' || n == 0)
 		return false;

@@ -1022,6 +1022,7 @@ WalmartParsePull(ChannelConfig *ch, HttpRequest *req, OcJson *state, OcJson *ord
 			OcJsonAppendCopy(orders, out);
 	}
 
+	PullPageCounted(state, OcJsonPath(list, "meta.totalCount"), n);
 	cursor = OcJsonString(OcJsonPath(list, "meta.nextCursor"));
 	if (cursor == NULL || *cursor == '\0')
 		return false;

@@ -14,7 +14,10 @@ price-excluded tax and shipping/promotion products.  Checks:
   an order with invalid data is held with the reason, and its corrected
   version (next pull) is materialized;
 - 410 more orders arrive over 3 pages (3 getOrders requests), all imported;
-- re-pull from a day ago and overlapping pulls create no duplicate;
+- re-pull from a day ago and overlapping pulls create no duplicate; that
+  re-pull (like the channel's first pull) is an order backfill whose row in
+  omnichan.progress shows, midway, the first page of eBay's total with a
+  percent, rate and ETA, and at the end 100 %;
 - cancellation by eBay before shipment (cancel queued for Odoo's bridge) and
   after shipment (attention);
 - the merchant cancelling in Odoo -> a Post-Order cancellation at eBay;
@@ -30,7 +33,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pull_lib import PullEnv, check, finish, q, say, wait_for  # noqa: E402
+from pull_lib import PullEnv, check, finish, mockctl, q, say, wait_for  # noqa: E402
 
 TOKEN = "/identity/v1/oauth2/token"
 ORDERS = "/sell/fulfillment/v1/order"
@@ -182,12 +185,38 @@ def main():
     check("50 repeat buyers -> 50 partners", int(c.val(
         "SELECT count(DISTINCT partner_id) FROM sale_order WHERE client_order_ref LIKE 'P-%'")) == 50)
 
-    # 4. re-pull and overlapping pulls: no duplicate
+    # 4. re-pull and overlapping pulls: no duplicate.  The re-pull of a day
+    #    is an order backfill: its progress, midway (its 2nd page is held
+    #    3 s by the mock) and at the end.
     total_so = env.sale_order_count()
     events = int(c.val("SELECT count(*) FROM omnichan.order_event"))
+    in_window = len(env.state().get("orders", {}))      # every order eBay has, all of today
+    first_backfill = c.sql("SELECT done = total, percent, eta, finished_at IS NOT NULL FROM omnichan.progress "
+                           " WHERE channel = 'shop' AND operation = 'order_backfill' ORDER BY id LIMIT 1")
+    check("the channel's first pull (a day back) was an order backfill, finished at 100 %",
+          first_backfill == [["t", "100.0", "00:00:00", "t"]], first_backfill)
+    mockctl.add_fault(env.port, {"route": f"^{ORDERS}$", "kind": "delay", "ms": 3000, "after": 1, "count": 1})
     env.set_cursor("now() - interval '1 day'")
+    mid = wait_for("the backfill's first page", lambda: (lambda r: r if r and r[0][0] != "0" else None)(c.sql(
+        "SELECT done, total, percent, per_second > 0, eta IS NOT NULL, finished_at IS NULL "
+        "  FROM omnichan.progress WHERE channel = 'shop' AND operation = 'order_backfill' "
+        "   AND finished_at IS NULL")), 15)
+    check("midway: the backfill's progress has its first page of 200 orders of eBay's total "
+          f"({in_window} orders in the window), a percent, a rate and an ETA",
+          mid is not None and mid[0] == ["200", str(in_window), str(round(100 * 200 / in_window, 1)), "t", "t", "t"],
+          mid)
+    wait_for("the backfill to finish", lambda: c.val(
+        "SELECT count(*) FROM omnichan.progress WHERE channel = 'shop' AND operation = 'order_backfill' "
+        "   AND finished_at IS NULL") == "0" and env.pull_jobs() == 0, 30)
+    last = c.sql("SELECT done, total, percent, eta FROM omnichan.progress WHERE channel = 'shop' "
+                 "   AND operation = 'order_backfill' ORDER BY id DESC LIMIT 1")
+    check("finished: every order of the window read, 100 %, ETA 0",
+          last == [[str(in_window), str(in_window), "100.0", "00:00:00"]], last)
     env.pull_now(timeout=60)
     env.pull_now(timeout=60)
+    check("the short pulls after it are no backfills", c.val(
+        "SELECT count(*) FROM omnichan.progress WHERE channel = 'shop' AND operation = 'order_backfill'") == "2",
+          c.sql("SELECT * FROM omnichan.progress WHERE channel = 'shop'"))
     check("re-pulling a day and an overlapping pull create no duplicate sale order",
           env.sale_order_count() == total_so, f"{env.sale_order_count()} vs {total_so}")
     check("and record nothing new for unchanged orders",
