@@ -560,6 +560,7 @@ def main():
           [(e["path"], e["query"]) for e in env.journal() if e["status"] == 400][:3])
     say(f"{len(env.journal(ORDERS))} getOrders, {len(env.journal(ITEMS))} getOrderItems requests in "
         f"{time.time() - t0:.1f} s")
+    env.check_backfills()
     finish()
 
 

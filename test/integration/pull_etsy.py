@@ -240,6 +240,7 @@ def main():
 
     log = c.log_text()
     check("no secret in the server log", SECRET not in log and REFRESH not in log)
+    env.check_backfills()
     finish()
 
 

@@ -347,6 +347,7 @@ def main():
           all(env.inbox(str(7000 + k)) and env.sale_order_count(str(7000 + k)) == 1 for k in range(3)),
           str([env.sale_order_count(str(7000 + k)) for k in range(3)]))
     check("no secret in the server log", SECRET not in c.log_text() and TOKEN not in c.log_text())
+    env.check_backfills()
     finish()
 
 

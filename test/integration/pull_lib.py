@@ -249,6 +249,16 @@ class PullEnv:
     def journal(self, path=None):
         return mockctl.journal(self.port, path=path)
 
+    def check_backfills(self):
+        """The channel's order backfills (its first pull went a day back):
+        all finished, the first one complete at 100 % (done = total)."""
+        rows = self.c.sql(f"SELECT done, total, percent, finished_at IS NOT NULL FROM omnichan.progress "
+                          f" WHERE channel = {q(self.channel)} AND operation = 'order_backfill' ORDER BY id")
+        check(f"{self.kind}: the first pull was an order backfill and every backfill is finished",
+              bool(rows) and all(r[3] == "t" for r in rows), rows)
+        check(f"{self.kind}: the first backfill completed at 100 %",
+              bool(rows) and rows[0][0] == rows[0][1] and rows[0][2] == "100.0", rows[:1])
+
     def state(self):
         return mockctl.state(self.port)
 

@@ -298,6 +298,7 @@ def main():
 
     log = c.log_text()
     check("no secret in the server log", TOKEN not in log)
+    env.check_backfills()
     finish()
 
 

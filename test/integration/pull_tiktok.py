@@ -311,6 +311,7 @@ def main():
 
     log = c.log_text()
     check("no secret in the server log", SECRET not in log and ACCESS not in log)
+    env.check_backfills()
     finish()
 
 
