@@ -20,9 +20,11 @@
  * the server offers it); sockets are bounded per host and in total.  Only
  * http and https are allowed, redirects are not followed, TLS verification is
  * never switched off (the system's bundle, or omnichan.http_ca_file), and
- * plain http is refused except to a loopback address
- * when the superuser setting omnichan.http_allow_plain_loopback is on (the
- * tests use it).  Responses are bounded by omnichan.http_max_response_size.
+ * plain http is refused except to a loopback address (an IPv4 literal in
+ * 127.0.0.0/8, the IPv6 literal ::1 or the name localhost; never a name
+ * that only looks like one) when the superuser setting
+ * omnichan.http_allow_plain_loopback is on (the tests use it).  Responses
+ * are bounded by omnichan.http_max_response_size.
  *
  * Memory: each request has its own memory context; the curl easy handle and
  * header list (malloc'd by libcurl) are released by HttpFree() on every path,
@@ -35,6 +37,8 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -68,6 +72,7 @@ static int	TimerCallback(CURLM *multi, long timeout_ms, void *userp);
 static size_t WriteCallback(char *data, size_t size, size_t nmemb, void *userp);
 static size_t HeaderCallback(char *data, size_t size, size_t nitems, void *userp);
 static void EnsureMulti(void);
+static bool IsLoopbackHost(const char *host);
 static bool PlainHttpAllowed(const char *url, char **why);
 static void DriveSockets(void);
 static void CollectDone(HttpRequest ***done, int *ndone, int *cap);
@@ -277,9 +282,40 @@ HttpNew(MemoryContext parent)
 }
 
 /*
+ * IsLoopbackHost
+ *		Whether a URL's host, as libcurl's URL parser gives it, is loopback:
+ *		an IPv4 literal in 127.0.0.0/8, the IPv6 literal ::1 (in brackets),
+ *		or the name "localhost" (which libcurl resolves to loopback itself).
+ *
+ * The literals are parsed strictly (inet_pton): any other name is a name,
+ * resolved by DNS to whatever its owner likes, however it starts
+ * ("127.example.com", "127.0.0.1.example.com", "localhost.example.com").
+ */
+static bool
+IsLoopbackHost(const char *host)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+	char		buf[INET6_ADDRSTRLEN];
+	size_t		len = strlen(host);
+
+	if (pg_strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	if (len > 2 && len - 2 < sizeof(buf) && host[0] == '[' && host[len - 1] == ']')
+	{
+		memcpy(buf, host + 1, len - 2);
+		buf[len - 2] = '\0';
+		return inet_pton(AF_INET6, buf, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+	}
+	return false;
+}
+
+/*
  * PlainHttpAllowed
- *		Plain http only to a loopback host, and only when the superuser
- *		setting allows it.
+ *		Plain http only to a loopback host (IsLoopbackHost), and only when
+ *		the superuser setting allows it.
  */
 static bool
 PlainHttpAllowed(const char *url, char **why)
@@ -298,11 +334,10 @@ PlainHttpAllowed(const char *url, char **why)
 		*why = "the URL cannot be parsed";
 	else if (!omnichan_http_allow_plain_loopback)
 		*why = "plain http is refused (use https, or for tests on loopback set omnichan.http_allow_plain_loopback)";
-	else if (strncmp(host, "127.", 4) == 0 || strcmp(host, "[::1]") == 0 ||
-			 strcmp(host, "localhost") == 0)
+	else if (IsLoopbackHost(host))
 		ok = true;
 	else
-		*why = "plain http is allowed only to a loopback address";
+		*why = "plain http is allowed only to a loopback address (127.0.0.0/8, ::1 or localhost)";
 	if (host)
 		curl_free(host);
 	curl_url_cleanup(u);
