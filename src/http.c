@@ -24,7 +24,8 @@
  * 127.0.0.0/8, the IPv6 literal ::1 or the name localhost; never a name
  * that only looks like one) when the superuser setting
  * omnichan.http_allow_plain_loopback is on (the tests use it).  Responses
- * are bounded by omnichan.http_max_response_size.
+ * are bounded by omnichan.http_max_response_size.  A timeout's error names
+ * the setting that cut the request short.
  *
  * Memory: each request has its own memory context; the curl easy handle and
  * header list (malloc'd by libcurl) are released by HttpFree() on every path,
@@ -77,6 +78,7 @@ static bool PlainHttpAllowed(const char *url, char **why);
 static void DriveSockets(void);
 static void CollectDone(HttpRequest ***done, int *ndone, int *cap);
 static void Finish(HttpRequest *req, CURLcode code);
+static char *TimeoutError(HttpRequest *req, const char *msg);
 
 /*
  * EnsureMulti
@@ -431,8 +433,10 @@ HttpStart(HttpRequest *req)
 	}
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) omnichan_http_connect_timeout);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) omnichan_http_timeout);
+	req->connect_timeout_ms = omnichan_http_connect_timeout;
+	req->timeout_ms = omnichan_http_timeout;
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) req->connect_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) req->timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE,
 					 (curl_off_t) omnichan_http_max_response_size * 1024);
 	curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
@@ -501,6 +505,8 @@ Finish(HttpRequest *req, CURLcode code)
 													  omnichan_http_max_response_size));
 			req->permanent = true;
 		}
+		else if (code == CURLE_OPERATION_TIMEDOUT)
+			req->error = MemoryContextStrdup(req->cxt, TimeoutError(req, msg));
 		else
 			req->error = MemoryContextStrdup(req->cxt, msg);
 		req->status = 0;
@@ -523,6 +529,28 @@ Finish(HttpRequest *req, CURLcode code)
 				req->retry_after_s = Max(0, (double) t - (double) time(NULL));
 		}
 	}
+}
+
+/*
+ * TimeoutError
+ *		The error of a transfer that timed out, naming the setting that cut
+ *		it short, then libcurl's message (whose wording varies between
+ *		libcurl versions).  It is the connection timeout when no connection
+ *		was made (libcurl's connect time is 0; a reused connection has one)
+ *		and the whole-request timeout had not passed yet.
+ */
+static char *
+TimeoutError(HttpRequest *req, const char *msg)
+{
+	curl_off_t	connect_us = -1;
+
+	if (curl_easy_getinfo((CURL *) req->easy, CURLINFO_CONNECT_TIME_T, &connect_us) == CURLE_OK &&
+		connect_us == 0 && req->connect_timeout_ms < req->timeout_ms &&
+		req->duration_ms < req->timeout_ms)
+		return psprintf("no connection within omnichan.http_connect_timeout (%d ms): %s",
+						req->connect_timeout_ms, msg);
+	return psprintf("no complete response within omnichan.http_timeout (%d ms): %s",
+					req->timeout_ms, msg);
 }
 
 /* CollectDone: completed transfers out of libcurl */
