@@ -20,9 +20,12 @@
  * the server offers it); sockets are bounded per host and in total.  Only
  * http and https are allowed, redirects are not followed, TLS verification is
  * never switched off (the system's bundle, or omnichan.http_ca_file), and
- * plain http is refused except to a loopback address
- * when the superuser setting omnichan.http_allow_plain_loopback is on (the
- * tests use it).  Responses are bounded by omnichan.http_max_response_size.
+ * plain http is refused except to a loopback address (an IPv4 literal in
+ * 127.0.0.0/8, the IPv6 literal ::1 or the name localhost; never a name
+ * that only looks like one) when the superuser setting
+ * omnichan.http_allow_plain_loopback is on (the tests use it).  Responses
+ * are bounded by omnichan.http_max_response_size.  A timeout's error names
+ * the setting that cut the request short.
  *
  * Memory: each request has its own memory context; the curl easy handle and
  * header list (malloc'd by libcurl) are released by HttpFree() on every path,
@@ -35,6 +38,8 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -68,10 +73,12 @@ static int	TimerCallback(CURLM *multi, long timeout_ms, void *userp);
 static size_t WriteCallback(char *data, size_t size, size_t nmemb, void *userp);
 static size_t HeaderCallback(char *data, size_t size, size_t nitems, void *userp);
 static void EnsureMulti(void);
+static bool IsLoopbackHost(const char *host);
 static bool PlainHttpAllowed(const char *url, char **why);
 static void DriveSockets(void);
 static void CollectDone(HttpRequest ***done, int *ndone, int *cap);
 static void Finish(HttpRequest *req, CURLcode code);
+static char *TimeoutError(HttpRequest *req, const char *msg);
 
 /*
  * EnsureMulti
@@ -277,9 +284,40 @@ HttpNew(MemoryContext parent)
 }
 
 /*
+ * IsLoopbackHost
+ *		Whether a URL's host, as libcurl's URL parser gives it, is loopback:
+ *		an IPv4 literal in 127.0.0.0/8, the IPv6 literal ::1 (in brackets),
+ *		or the name "localhost" (which libcurl resolves to loopback itself).
+ *
+ * The literals are parsed strictly (inet_pton): any other name is a name,
+ * resolved by DNS to whatever its owner likes, however it starts
+ * ("127.example.com", "127.0.0.1.example.com", "localhost.example.com").
+ */
+static bool
+IsLoopbackHost(const char *host)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+	char		buf[INET6_ADDRSTRLEN];
+	size_t		len = strlen(host);
+
+	if (pg_strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	if (len > 2 && len - 2 < sizeof(buf) && host[0] == '[' && host[len - 1] == ']')
+	{
+		memcpy(buf, host + 1, len - 2);
+		buf[len - 2] = '\0';
+		return inet_pton(AF_INET6, buf, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+	}
+	return false;
+}
+
+/*
  * PlainHttpAllowed
- *		Plain http only to a loopback host, and only when the superuser
- *		setting allows it.
+ *		Plain http only to a loopback host (IsLoopbackHost), and only when
+ *		the superuser setting allows it.
  */
 static bool
 PlainHttpAllowed(const char *url, char **why)
@@ -298,11 +336,10 @@ PlainHttpAllowed(const char *url, char **why)
 		*why = "the URL cannot be parsed";
 	else if (!omnichan_http_allow_plain_loopback)
 		*why = "plain http is refused (use https, or for tests on loopback set omnichan.http_allow_plain_loopback)";
-	else if (strncmp(host, "127.", 4) == 0 || strcmp(host, "[::1]") == 0 ||
-			 strcmp(host, "localhost") == 0)
+	else if (IsLoopbackHost(host))
 		ok = true;
 	else
-		*why = "plain http is allowed only to a loopback address";
+		*why = "plain http is allowed only to a loopback address (127.0.0.0/8, ::1 or localhost)";
 	if (host)
 		curl_free(host);
 	curl_url_cleanup(u);
@@ -396,8 +433,10 @@ HttpStart(HttpRequest *req)
 	}
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) omnichan_http_connect_timeout);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) omnichan_http_timeout);
+	req->connect_timeout_ms = omnichan_http_connect_timeout;
+	req->timeout_ms = omnichan_http_timeout;
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long) req->connect_timeout_ms);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) req->timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_MAXFILESIZE_LARGE,
 					 (curl_off_t) omnichan_http_max_response_size * 1024);
 	curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
@@ -466,6 +505,8 @@ Finish(HttpRequest *req, CURLcode code)
 													  omnichan_http_max_response_size));
 			req->permanent = true;
 		}
+		else if (code == CURLE_OPERATION_TIMEDOUT)
+			req->error = MemoryContextStrdup(req->cxt, TimeoutError(req, msg));
 		else
 			req->error = MemoryContextStrdup(req->cxt, msg);
 		req->status = 0;
@@ -488,6 +529,28 @@ Finish(HttpRequest *req, CURLcode code)
 				req->retry_after_s = Max(0, (double) t - (double) time(NULL));
 		}
 	}
+}
+
+/*
+ * TimeoutError
+ *		The error of a transfer that timed out, naming the setting that cut
+ *		it short, then libcurl's message (whose wording varies between
+ *		libcurl versions).  It is the connection timeout when no connection
+ *		was made (libcurl's connect time is 0; a reused connection has one)
+ *		and the whole-request timeout had not passed yet.
+ */
+static char *
+TimeoutError(HttpRequest *req, const char *msg)
+{
+	curl_off_t	connect_us = -1;
+
+	if (curl_easy_getinfo((CURL *) req->easy, CURLINFO_CONNECT_TIME_T, &connect_us) == CURLE_OK &&
+		connect_us == 0 && req->connect_timeout_ms < req->timeout_ms &&
+		req->duration_ms < req->timeout_ms)
+		return psprintf("no connection within omnichan.http_connect_timeout (%d ms): %s",
+						req->connect_timeout_ms, msg);
+	return psprintf("no complete response within omnichan.http_timeout (%d ms): %s",
+					req->timeout_ms, msg);
 }
 
 /* CollectDone: completed transfers out of libcurl */

@@ -52,6 +52,8 @@ typedef struct HttpRequest
 	MemoryContext cxt;
 	void	   *easy;			/* CURL * */
 	void	   *slist;			/* struct curl_slist * */
+	int			connect_timeout_ms; /* the timeouts it was started with */
+	int			timeout_ms;
 	char		errbuf[256];
 } HttpRequest;
 

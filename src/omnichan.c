@@ -148,8 +148,10 @@ _PG_init(void)
 	DefineCustomBoolVariable("omnichan.http_allow_plain_loopback",
 							 "Allows plain http requests to loopback addresses.",
 							 "Marketplaces are reached over https with certificate verification, "
-							 "always. Plain http is refused, except to 127.0.0.0/8, ::1 and "
-							 "localhost when this is on (mock marketplaces in tests and demos).",
+							 "always. Plain http is refused, except when this is on to an IPv4 "
+							 "literal in 127.0.0.0/8, the IPv6 literal ::1 or the name localhost "
+							 "(mock marketplaces in tests and demos); no other host name is taken "
+							 "for loopback, whatever it resolves to.",
 							 &omnichan_http_allow_plain_loopback,
 							 false,
 							 PGC_SIGHUP, GUC_SUPERUSER_ONLY,

@@ -62,7 +62,8 @@ class Request:
     parsed body of an ``application/x-www-form-urlencoded`` request.
     """
 
-    def __init__(self, method, target, headers, body, client_port):
+    def __init__(self, method, target, headers, body, client_port,
+                 connection=None):
         split = urllib.parse.urlsplit(target)
         self.method = method
         self.path = split.path or "/"
@@ -71,6 +72,7 @@ class Request:
         self._headers = headers
         self.body = body
         self.client_port = client_port
+        self.connection = connection
         self.params = {}
         self.route = None
         self.json = None
@@ -263,7 +265,8 @@ class Journal:
             "seq": 0, "time": time.time(), "method": request.method,
             "path": request.path, "query": request.query,
             "headers": request.header_items, "body": request.body,
-            "client_port": request.client_port, "route": route_name,
+            "client_port": request.client_port,
+            "connection": request.connection, "route": route_name,
             "status": None, "fault": None,
         }
         with self._lock:
@@ -648,7 +651,16 @@ class MockServer(http.server.ThreadingHTTPServer):
         self.verbose = verbose
         self.idle_timeout = idle_timeout
         self.stopping = threading.Event()
+        self._connections = 0
+        self._connections_lock = threading.Lock()
         super().__init__((host, port), MockRequestHandler)
+
+    def next_connection(self):
+        """Number of an accepted connection: 1, 2, ... in accept order (not
+        restarted by /_mock/reset, unlike the journal's seq)."""
+        with self._connections_lock:
+            self._connections += 1
+            return self._connections
 
     def server_bind(self):
         # HTTPServer.server_bind would do a (possibly slow) reverse DNS lookup.
@@ -673,6 +685,7 @@ class MockRequestHandler(http.server.BaseHTTPRequestHandler):
 
     def setup(self):
         self.timeout = self.server.idle_timeout
+        self.connection_number = self.server.next_connection()
         super().setup()
 
     def version_string(self):
@@ -688,7 +701,7 @@ class MockRequestHandler(http.server.BaseHTTPRequestHandler):
             return
         app = self.server.app
         request = Request(self.command, self.path, self.headers, body,
-                          self.client_address[1])
+                          self.client_address[1], self.connection_number)
         if request.path.startswith(ADMIN_PREFIX):
             self._send(app.admin(request))
             return

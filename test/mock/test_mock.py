@@ -360,6 +360,10 @@ class HttpEngineTest(MockTestCase):
             conn.close()
         first, second = mockctl.journal(port_of())
         self.assertEqual(first["client_port"], second["client_port"])
+        self.assertEqual(first["connection"], second["connection"])
+        request("GET", "/echo")     # a connection of its own
+        third = mockctl.journal(port_of())[-1]
+        self.assertGreater(third["connection"], second["connection"])
 
     def test_generic_routes(self):
         status, headers, body = request("GET", "/bytes/100000")
