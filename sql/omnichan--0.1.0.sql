@@ -901,6 +901,23 @@ BEGIN
 		settings = eff - common,
 		updated_at = pg_catalog.clock_timestamp()
 	 WHERE ch.id = c.id;
+
+	-- A shorter push_interval or pull_interval applies now, not once the
+	-- next push or pull scheduled under the old one comes due (a channel
+	-- moved from 15 minutes to 3 seconds used to wait up to 15 minutes):
+	-- both are brought forward to at most one new interval from now.  A
+	-- channel not scheduled yet (NULL) stays due at the worker's next cycle.
+	UPDATE omnichan.channel_state s SET
+		next_push_at = CASE WHEN s.next_push_at IS NOT NULL
+							THEN LEAST(s.next_push_at, now() + (eff ->> 'push_interval')::interval) END,
+		next_pull_at = CASE WHEN s.next_pull_at IS NOT NULL
+							THEN LEAST(s.next_pull_at, now() + (eff ->> 'pull_interval')::interval) END
+	 WHERE s.channel_id = c.id;
+	-- and the worker reads the new settings at commit: change capture wakes
+	-- it only for the settings that move allocations, not for intervals,
+	-- endpoints or kind settings, which used to wait for its next wake-up
+	-- (up to omnichan.naptime, or the old schedule)
+	PERFORM omnichan._wake_on_commit();
 END
 $$;
 

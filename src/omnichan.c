@@ -51,6 +51,7 @@ int			omnichan_circuit_failure_threshold = 5;
 int			omnichan_circuit_open_time = 60000;
 int			omnichan_sync_log_retention = 7 * 24 * 3600;
 int			omnichan_target_refresh_delay = 2000;
+int			omnichan_realtime_coalesce = 250;
 int			omnichan_debug_pull_commit_delay = 0;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -264,6 +265,19 @@ _PG_init(void)
 							"them recomputed at once. 0: always at once.",
 							&omnichan_target_refresh_delay,
 							2000, 0, 600000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("omnichan.realtime_coalesce",
+							"Shortest time between two pushes of one listing on a real-time channel.",
+							"A listing of a channel with push_interval 0 whose quantity the "
+							"marketplace accepted less than this long ago waits until this much "
+							"time has passed before it is pushed again: the first change after a "
+							"quiet spell goes at once, a burst of changes to one product gives "
+							"one push per window, the last one carrying the final quantity. "
+							"0: every commit may push.",
+							&omnichan_realtime_coalesce,
+							250, 0, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 

@@ -35,6 +35,7 @@ extern PGDLLIMPORT int omnichan_circuit_failure_threshold;
 extern PGDLLIMPORT int omnichan_circuit_open_time;
 extern PGDLLIMPORT int omnichan_sync_log_retention;
 extern PGDLLIMPORT int omnichan_target_refresh_delay;
+extern PGDLLIMPORT int omnichan_realtime_coalesce;
 extern PGDLLIMPORT int omnichan_debug_pull_commit_delay;
 
 /* subxact.c */

@@ -72,7 +72,7 @@
 #define PULL_OVERLAP_S		300
 /* a channel's first pull covers this much of the past */
 #define PULL_FIRST_LOOKBACK_S	86400
-/* how often materialized orders are checked for cancellations in Odoo */
+/* at most this often are materialized orders checked for cancellations */
 #define CANCEL_CHECK_MS		2000
 /* most cancellations reported per cycle */
 #define CANCEL_BATCH		50
@@ -82,6 +82,7 @@
 #define BACKFILL_MIN_WINDOW_S	3600
 
 bool		PullMaterializeDue = true;
+bool		PullCancelCheckDue = true;
 
 static TimestampTz NextCancelCheck = 0;
 
@@ -109,6 +110,13 @@ static void GuardedAnswer(const Connector *conn, ChannelConfig *cfg, HttpRequest
  *		refreshed): start the pulls that are due, the fetch_order requests,
  *		and the cancellation reports.  *next_due is lowered to the next
  *		pull's due time.
+ *
+ * Cancellations are looked for only when PullCancelCheckDue says something
+ * may have changed (a commit woke the worker: an Odoo cancellation is a
+ * committed write of sale_order.state, which change capture records; or
+ * the housekeeping pass), at most every CANCEL_CHECK_MS.  They used to be
+ * looked for every CANCEL_CHECK_MS unconditionally, which brought an idle
+ * worker out of its wait every 2 s whatever omnichan.naptime said: polling.
  */
 void
 PullCycle(TimestampTz now, TimestampTz *next_due)
@@ -166,13 +174,17 @@ PullCycle(TimestampTz now, TimestampTz *next_due)
 
 	QueueFetches(now);
 
-	if (now >= NextCancelCheck)
+	if (PullCancelCheckDue)
 	{
-		QueueCancels();
-		NextCancelCheck = TimestampTzPlusMilliseconds(now, CANCEL_CHECK_MS);
+		if (now >= NextCancelCheck)
+		{
+			QueueCancels();
+			NextCancelCheck = TimestampTzPlusMilliseconds(now, CANCEL_CHECK_MS);
+			PullCancelCheckDue = false;
+		}
+		else if (*next_due == 0 || NextCancelCheck < *next_due)
+			*next_due = NextCancelCheck;	/* checked a moment ago: soon again */
 	}
-	if (*next_due == 0 || NextCancelCheck < *next_due)
-		*next_due = NextCancelCheck;
 }
 
 /*

@@ -19,6 +19,12 @@
 /* orders were stored (or may be waiting): run PullMaterialize */
 extern bool PullMaterializeDue;
 
+/*
+ * an Odoo order may have been cancelled (a commit woke the worker, or
+ * housekeeping): the next PullCycle looks for cancellations to report
+ */
+extern bool PullCancelCheckDue;
+
 /* inside the push cycle: start due pulls, fetches, cancellation reports */
 extern void PullCycle(TimestampTz now, TimestampTz *next_due);
 

@@ -148,6 +148,7 @@ static SPIPlanPtr ChannelsPlan = NULL;
 static SPIPlanPtr DuePlan = NULL;
 static SPIPlanPtr ResyncPlan = NULL;
 static SPIPlanPtr GroupPlan = NULL;
+static SPIPlanPtr HeldPlan = NULL;
 static SPIPlanPtr InsertJobPlan = NULL;
 static SPIPlanPtr SchedulePlan = NULL;
 static SPIPlanPtr ResultsPlan = NULL;
@@ -702,6 +703,18 @@ FinishResyncIfDone(ChannelCache *cc)
  * variations of one Etsy listing) gets the due listings ordered by group,
  * never a group that already has a push in flight, and one job per group
  * (at most push_batch of its listings: the others wait for that job).
+ *
+ * Coalescing on real-time channels (push_interval 0): a listing has at most
+ * one push in flight, and one the marketplace accepted less than
+ * omnichan.realtime_coalesce ago is not pushed again before that much time
+ * has passed since (its pushed_at); the worker comes back when the first
+ * such listing's window is over (HeldPlan).  So the first change after a
+ * quiet spell is pushed at once, and a burst of changes to one product
+ * gives one push per window, the last carrying the final quantity, instead
+ * of one push per commit.  (Without the window every commit of a burst
+ * found the previous push already accepted and made a push of its own:
+ * 20 commits 15 ms apart gave 20 calls for one inventory item.)  Channels
+ * on a cadence are not held: they push at most once per push_interval.
  */
 static void
 QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
@@ -711,8 +724,9 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 	int			low = QUEUE_LOW_FACTOR * cc->max_concurrency;
 	int			room;
 	int64		limit;
-	Oid			argtypes[4];
-	Datum		values[4];
+	int64		window = (cc->push_interval_ms <= 0) ? omnichan_realtime_coalesce : 0;
+	Oid			argtypes[5];
+	Datum		values[5];
 	HeapTuple  *tups = NULL;
 	TupleDesc	desc = NULL;
 	uint64		nrows = 0,
@@ -751,7 +765,9 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 		/* 1. changed listings (the partial index) */
 		argtypes[0] = INT4OID;
 		argtypes[1] = INT8OID;
+		argtypes[2] = INT8OID;
 		values[1] = Int64GetDatum(limit);
+		values[2] = Int64GetDatum(window);
 		if (DuePlan == NULL)
 			DuePlan = KeepSyncPlan("SELECT l.id, l.sku, l.external::text, l.target_qty "
 								   "  FROM omnichan.listing l "
@@ -759,8 +775,10 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 								   "   AND l.target_qty IS DISTINCT FROM l.pushed_qty "
 								   "   AND l.target_qty IS NOT NULL "
 								   "   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
+								   "   AND ($3 = 0 OR l.pushed_at IS NULL OR l.pushed_at <= "
+								   "        pg_catalog.now() - pg_catalog.make_interval(secs => $3 / 1000.0)) "
 								   " ORDER BY l.id LIMIT $2 FOR UPDATE SKIP LOCKED",
-								   2, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+								   3, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 		ret = SPI_execute_plan(DuePlan, values, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
@@ -838,10 +856,12 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 		argtypes[1] = TIMESTAMPTZOID;
 		argtypes[2] = INT8OID;
 		argtypes[3] = TEXTOID;
+		argtypes[4] = INT8OID;
 		if (resync)
 			values[1] = TimestampTzGetDatum(cc->full_resync_at);
 		values[2] = Int64GetDatum(limit);
 		values[3] = CStringGetTextDatum(conn->push_group);
+		values[4] = Int64GetDatum(window);
 		/* custom plans: without a resync ($2 null) the partial index serves */
 		if (GroupPlan == NULL)
 			GroupPlan = KeepSyncPlan("SELECT l.id, l.sku, l.external::text, l.target_qty, "
@@ -851,12 +871,14 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 									 "   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
 									 "        OR ($2::timestamptz IS NOT NULL AND NOT " RESOLVED_SINCE_2 ")) "
 									 "   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
+									 "   AND ($5 = 0 OR l.pushed_at IS NULL OR l.pushed_at <= "
+									 "        pg_catalog.now() - pg_catalog.make_interval(secs => $5 / 1000.0)) "
 									 "   AND NOT EXISTS (SELECT 1 FROM omnichan.listing o "
 									 "                    WHERE o.channel_id = l.channel_id AND o.push_job_id IS NOT NULL "
 									 "                      AND COALESCE(o.external ->> $4, '') = COALESCE(l.external ->> $4, '')) "
 									 " ORDER BY COALESCE(l.external ->> $4, ''), l.id LIMIT $3 FOR UPDATE SKIP LOCKED",
-									 4, argtypes, CURSOR_OPT_CUSTOM_PLAN);
-		ret = SPI_execute_plan(GroupPlan, values, resync ? "    " : " n  ", false, 0);
+									 5, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+		ret = SPI_execute_plan(GroupPlan, values, resync ? "     " : " n   ", false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
 		nrows = SPI_processed;
@@ -962,6 +984,40 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 	/* more to queue and room left: come back at once */
 	if ((nrows == (uint64) limit || more) && cc->pending < low)
 		*next_due = now;
+	else if (window > 0)
+	{
+		/*
+		 * Listings held by the coalescing window (see the header): come back
+		 * when the first window is over.  Read through listing_push_due_idx,
+		 * whose rows not in flight are now only these and those waiting for
+		 * their retry_at (everything else due was queued just above).
+		 */
+		bool		isnull;
+		Datum		first;
+
+		argtypes[0] = INT4OID;
+		argtypes[1] = INT8OID;
+		values[1] = Int64GetDatum(window);
+		if (HeldPlan == NULL)
+			HeldPlan = KeepSyncPlan("SELECT pg_catalog.min(l.pushed_at) FROM omnichan.listing l "
+									" WHERE l.channel_id = $1 AND l.push_job_id IS NULL "
+									"   AND l.target_qty IS DISTINCT FROM l.pushed_qty "
+									"   AND l.target_qty IS NOT NULL "
+									"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
+									"   AND l.pushed_at > pg_catalog.now() - pg_catalog.make_interval(secs => $2 / 1000.0)",
+									2, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+		ret = SPI_execute_plan(HeldPlan, values, NULL, false, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the listings held for coalescing: %s", SPI_result_code_string(ret));
+		first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+		{
+			TimestampTz held_until = TimestampTzPlusMilliseconds(DatumGetTimestampTz(first), window);
+
+			if (*next_due == 0 || held_until < *next_due)
+				*next_due = held_until;
+		}
+	}
 	/* a full resync's next sweep */
 	if (cc->full_resync_at != 0 && conn->push_group == NULL && cc->pass_done)
 	{

@@ -1302,6 +1302,7 @@ omnichan_worker_main(Datum arg)
 			 */
 			PushDue = 0;
 			PullMaterializeDue = true;
+			PullCancelCheckDue = true;	/* a backstop: see PullCycle */
 		}
 
 		/*
@@ -1311,13 +1312,19 @@ omnichan_worker_main(Datum arg)
 		 * of plain requests.  The jobs it queues are claimed just below.
 		 */
 		if (woken)
+		{
 			PushDue = 0;
+			PullCancelCheckDue = true;	/* Odoo may have cancelled an order */
+		}
 		if (ExtensionReady && GetCurrentTimestamp() >= PushDue)
 		{
 			TimestampTz next_push = 0;
 
 			if (!RunInTransaction(PushCycle, &next_push, "queuing stock pushes"))
+			{
 				PushDue = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+				PullCancelCheckDue = true;	/* rolled back with the cycle */
+			}
 			else
 				PushDue = (next_push != 0) ? next_push : DT_NOEND;
 			ClaimDue = 0;
