@@ -320,6 +320,7 @@ static HttpRequest **Inflight = NULL;	/* requests in flight */
 static int	NInflight = 0;
 
 static void WorkerExit(int code, Datum arg);
+static void ReportWaiting(void);
 static bool RunInTransaction(void (*fn) (void *), void *arg, const char *what);
 static void CheckExtension(void *arg);
 static void StartupTasks(void);
@@ -364,6 +365,28 @@ WorkerExit(int code, Datum arg)
 {
 	OmnichanSetWorkerLatch(MyDatabaseId, NULL);
 	HttpShutdown();
+}
+
+/*
+ * ReportWaiting
+ *		What pg_stat_activity shows while the worker waits: state 'active'
+ *		and "waiting for N request(s) in flight" while it has requests in
+ *		flight, else 'idle'.  (RunInTransaction leaves 'idle' and the name of
+ *		its step: without this, a worker waiting for a slow answer showed
+ *		'idle', "claiming requests".)
+ */
+static void
+ReportWaiting(void)
+{
+	char		activity[64];
+
+	if (NInflight > 0)
+	{
+		snprintf(activity, sizeof(activity), "waiting for %d request(s) in flight", NInflight);
+		pgstat_report_activity(STATE_RUNNING, activity);
+	}
+	else
+		pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
@@ -1234,7 +1257,7 @@ omnichan_worker_main(Datum arg)
 		memset(&step, 0, sizeof(step));
 		ndone = 0;
 		done = NULL;
-		pgstat_report_activity(STATE_IDLE, NULL);
+		ReportWaiting();
 		woken = HttpWait(timeout, &done, &ndone);
 
 		/*

@@ -4,7 +4,9 @@ reloads, signals, crashes and extension re-installs; request counts from a
 mock marketplace's journal.
 
   - the worker shows in pg_stat_activity (backend_type and application_name
-    'omnichan worker');
+    'omnichan worker'); while a request is in flight its state is 'active'
+    and its query "waiting for 1 request(s) in flight"; with nothing to do
+    its state is 'idle';
   - a reload applies a changed omnichan.http_timeout;
   - adding a database to omnichan.databases + reload starts its worker; a
     job queued in each database is sent by its own worker; removing the
@@ -18,6 +20,7 @@ mock marketplace's journal.
     serves the new installation.
 """
 
+import collections
 import os
 import signal
 import time
@@ -44,6 +47,34 @@ rows = c.sql("SELECT backend_type, application_name, datname FROM pg_stat_activi
              " WHERE backend_type = 'omnichan worker'", db="postgres")
 check("one omnichan worker in pg_stat_activity, application_name 'omnichan worker', database odoo",
       rows == [["omnichan worker", "omnichan worker", "odoo"]], rows)
+
+# 1b. the activity text: busy while a request is in flight, idle after
+def activity_samples(seconds):
+    """(state, query) of the worker every ~50 ms for that long"""
+    out = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        rows = c.sql_ok("SELECT state, COALESCE(query, '') FROM pg_stat_activity "
+                        " WHERE backend_type = 'omnichan worker' AND datname = 'odoo'", db="postgres")
+        if rows:
+            out.append(tuple(rows[0]))
+        time.sleep(0.05)
+    return out
+
+
+j = enqueue(c, f"{B}/slow/3000")
+arrived("/slow/3000")
+s = activity_samples(1.5)
+say(f"pg_stat_activity of the worker while a request is in flight: {collections.Counter(s)}")
+busy = [x for x in s if x == ("active", "waiting for 1 request(s) in flight")]
+check("while a request is in flight, the worker is 'active', query 'waiting for 1 request(s) in flight' "
+      "(>= 90 % of samples)", len(s) >= 10 and len(busy) >= 0.9 * len(s), collections.Counter(s))
+wait_job_done(c, j, 10)
+time.sleep(0.5)
+s = activity_samples(1.5)
+say(f"pg_stat_activity of the worker with nothing to do: {collections.Counter(s)}")
+check("with nothing to do, the worker is 'idle' (>= 90 % of samples)",
+      len(s) >= 10 and len([x for x in s if x[0] == "idle"]) >= 0.9 * len(s), collections.Counter(s))
 
 # 2. reload applies http_timeout
 c.set_conf(http_timeout=300)
