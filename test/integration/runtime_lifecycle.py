@@ -11,6 +11,10 @@ mock marketplace's journal.
   - adding a database to omnichan.databases + reload starts its worker; a
     job queued in each database is sent by its own worker; removing the
     database + reload stops its worker;
+  - a worker that cannot start (a database in omnichan.databases that does
+    not exist) is started again 1, 2, 4 s after each failure (server log
+    times); once the database exists the next attempt, 8 s later, starts a
+    worker that stays;
   - SIGTERM of the worker while a request is in flight: it exits in < 2 s,
     the launcher restarts it, the job is re-queued and sent exactly once more;
   - kill -9 of the worker mid-request: the postmaster restarts everything,
@@ -21,11 +25,13 @@ mock marketplace's journal.
 """
 
 import collections
+import datetime
 import os
+import re
 import signal
 import time
 
-from runtime_lib import (Mock, check, enqueue, fatal, finish, job, say,
+from runtime_lib import (Mock, check, enqueue, fatal, finish, gaps, job, say,
                          start_cluster, wait_for, wait_job_done)
 
 c = start_cluster("runtime_lifecycle", [
@@ -103,6 +109,45 @@ c.set_conf(databases="odoo")
 gone = wait_for("the worker of odoo2 to stop", lambda: not c.workers("odoo2"), 10)
 check("removing odoo2 from omnichan.databases + reload stops its worker, odoo's stays",
       gone and c.workers("odoo") == [pid], c.workers())
+
+# 3b. a worker that cannot start is restarted with a growing backoff
+NODB = "omnichan_nodb"
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) ")
+
+
+def log_times(text):
+    """Times (epoch seconds, from the log_line_prefix %m) of the server log
+    lines containing text."""
+    out = []
+    for line in c.log_text().splitlines():
+        mt = LOG_TIME.match(line)
+        if mt and text in line:
+            out.append(datetime.datetime.strptime(mt.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp())
+    return out
+
+
+FAILED = f'database "{NODB}" does not exist'
+c.set_conf(databases=f"odoo,{NODB}")
+wait_for("4 attempts to start the worker", lambda: len(log_times(FAILED)) >= 4, 20)
+c.sql(f"CREATE DATABASE {NODB}", db="postgres")
+t = log_times(FAILED)
+g = gaps([{"time": x} for x in t[:4]])
+say(f"start attempts of the worker of {NODB}: gaps {g} s")
+check("a worker that fails to start is started again 1, 2, 4 s after each failure",
+      len(g) == 3 and 0.9 <= g[0] <= 1.8 and 1.9 <= g[1] <= 2.8 and 3.9 <= g[2] <= 4.8, g)
+npid = c.wait_worker(NODB, 15)
+check("the launcher says so: restarting in 1 s, 2 s, 4 s, 8 s",
+      all(f'"{NODB}" exited; restarting in {n} s' in c.log_text() for n in (1, 2, 4, 8)))
+started = log_times(f'omnichan worker started for database "{NODB}"')
+check("once the database exists, the next attempt, 8 s after the 4th, starts its worker",
+      npid and len(t) == 4 and len(started) == 1 and 7.9 <= started[0] - t[3] <= 9.0,
+      (npid, len(t), [round(x - t[3], 3) for x in started]))
+time.sleep(1.5)
+check("... which stays, and odoo's worker was never touched",
+      c.workers(NODB) == [npid] and c.workers("odoo") == [pid], (c.workers(NODB), c.workers("odoo")))
+c.set_conf(databases="odoo")
+wait_for(f"the worker of {NODB} to stop", lambda: not c.workers(NODB), 10)
+c.sql(f"DROP DATABASE {NODB} WITH (FORCE)", db="postgres")
 
 # 4. SIGTERM mid-request
 j = enqueue(c, f"{B}/slow/1500")
