@@ -20,6 +20,9 @@ mock marketplace's journal.
   - kill -9 of the worker mid-request: the postmaster restarts everything,
     the job is sent once more and completes, a job queued meanwhile too;
   - an immediate shutdown mid-request, then a start: the job completes;
+  - kill -9 of the postmaster mid-request: its children (the worker among
+    them) exit on their own; once the killed postmaster is reaped a start
+    needs no cleanup, and the job is sent exactly once more and completes;
   - DROP EXTENSION / CREATE EXTENSION while the worker runs: the same worker
     serves the new installation.
 """
@@ -196,6 +199,59 @@ d = wait_job_done(c, j, 10)
 n = len(m.journal("^/slow/1502$"))
 check("after an immediate shutdown and a start, the interrupted job completes (sent once more)",
       d["state"] == "succeeded" and n == 2, f"job {d}, {n} requests")
+
+# 6b. kill -9 of the postmaster mid-request, then a start
+def children(ppid):
+    """pids of the live (not zombie) processes whose parent is ppid"""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == ppid and fields[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+def alive(p):
+    try:
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+wpid = c.workers("odoo")[0]
+j = enqueue(c, f"{B}/slow/1503")
+arrived("/slow/1503")
+pm = c.postmaster_pid()
+kids = children(pm)
+check("the worker is a child of the postmaster", wpid in kids, (wpid, kids))
+os.kill(pm, signal.SIGKILL)
+left = wait_for("the postmaster's children to exit", lambda: not [p for p in kids if alive(p)], 20)
+check("after kill -9 of the postmaster its children exit on their own (the worker mid-request too)",
+      left, [p for p in kids if alive(p)])
+# the server refuses to start while the pid in postmaster.pid exists, even
+# as a zombie (this machine's init may reap orphans late): wait for it
+reaped = wait_for("the killed postmaster to be reaped", lambda: not os.path.exists(f"/proc/{pm}"), 15)
+if not reaped:
+    say("the killed postmaster was never reaped: its postmaster.pid is stale, removed")
+    os.unlink(os.path.join(c.data, "postmaster.pid"))
+r = c.pg_ctl("-l", c.log, "-w", "-t", "60", "start")
+check("pg_ctl start after kill -9 of the postmaster, once its children are gone ("
+      + ("postmaster.pid left as it was)" if reaped else "a stale postmaster.pid removed)"),
+      r.returncode == 0, r.stderr + r.stdout)
+if r.returncode != 0 or not c.wait_worker("odoo", 20):
+    fatal(f"no worker after the postmaster was killed and started again:\n{c.log_tail()}")
+d = wait_job_done(c, j, 15)
+n = len(m.journal("^/slow/1503$"))
+check("the job interrupted by kill -9 of the postmaster completes, sent exactly once more",
+      d["state"] == "succeeded" and d["attempts"] == 2 and n == 2, f"job {d}, {n} requests")
+time.sleep(1)
+check("... and never again", len(m.journal("^/slow/1503$")) == 2)
 
 # 7. DROP EXTENSION / CREATE EXTENSION while the worker runs
 pid = c.workers("odoo")[0]
