@@ -2392,7 +2392,10 @@ SELECT c.id AS channel_id, c.name AS channel, c.kind,
        (SELECT count(*) FROM omnichan.job j WHERE j.channel_id = c.id AND j.state IN ('queued', 'running')) AS backlog,
        (SELECT count(*) FROM omnichan.sync_log l
          WHERE l.channel_id = c.id AND l.at > now() - interval '1 hour' AND l.outcome <> 'succeeded') AS errors_last_hour,
-       LEAST(s.next_push_at, s.next_pull_at) AS next_run,
+       -- the next push or pull, whichever comes first; a real-time channel
+       -- (push_interval 0) pushes on commit, not at its next_push_at (the
+       -- time of its last push): its next pull
+       LEAST(CASE WHEN c.push_interval > interval '0' THEN s.next_push_at END, s.next_pull_at) AS next_run,
        s.last_error, s.last_error_at, s.consecutive_failures,
        (SELECT count(*) FROM omnichan.listing li
          WHERE li.channel_id = c.id AND li.push_job_id IS NULL
@@ -2400,7 +2403,7 @@ SELECT c.id AS channel_id, c.name AS channel, c.kind,
   FROM omnichan.channel c
   LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id;
 COMMENT ON VIEW omnichan.channel_status IS
-'Health of every channel: state (active, paused, circuit open, inactive), last push/pull and success, lag, queued requests, failed attempts in the last hour, next run, last error, listings waiting to be pushed (e.g. while paused: pushes are built when sent, with the quantities of that moment).';
+'Health of every channel: state (active, paused, circuit open, inactive), last push/pull and success, lag (age of the older of the last push and the last pull), queued requests, failed attempts and retries in the last hour, next run (push or pull; a real-time channel''s next pull), last error, listings waiting to be pushed (e.g. while paused: pushes are built when sent, with the quantities of that moment).';
 
 REVOKE ALL ON FUNCTION omnichan._credentials_check(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.credentials_set(text, jsonb) FROM PUBLIC;
