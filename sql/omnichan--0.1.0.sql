@@ -2033,6 +2033,17 @@ ALTER TABLE omnichan.job ADD COLUMN payload jsonb;
 COMMENT ON COLUMN omnichan.job.payload IS
 'What a connector job carries (e.g. the listings and quantities of a stock push); interpreted by the connector when the job completes.';
 
+-- The text of the sync worker's claim statement (src/worker.c, ClaimSql):
+-- the isolation test of the claim (test/specs/job_claim.spec) runs it rather
+-- than a copy that could drift from it.
+CREATE FUNCTION omnichan._claim_statement()
+RETURNS text
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'omnichan_claim_statement';
+COMMENT ON FUNCTION omnichan._claim_statement() IS
+'Internal (tests): the statement the sync worker claims jobs with; parameters $1 channel ids int4[] (0 = none), $2 operations text[], $3 how many int4[], $4 now timestamptz, $5 ready bool[], one element per (channel, operation) group.';
+REVOKE ALL ON FUNCTION omnichan._claim_statement() FROM PUBLIC;
+
 INSERT INTO omnichan.setting_spec
     (scope, key, type, min_value, max_value, pattern, choices, format, required, default_value, default_text, description)
 VALUES
