@@ -2051,6 +2051,17 @@ ALTER TABLE omnichan.job ADD COLUMN payload jsonb;
 COMMENT ON COLUMN omnichan.job.payload IS
 'What a connector job carries (e.g. the listings and quantities of a stock push); interpreted by the connector when the job completes.';
 
+-- The text of the sync worker's claim statement (src/worker.c, ClaimSql):
+-- the isolation test of the claim (test/specs/job_claim.spec) runs it rather
+-- than a copy that could drift from it.
+CREATE FUNCTION omnichan._claim_statement()
+RETURNS text
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'omnichan_claim_statement';
+COMMENT ON FUNCTION omnichan._claim_statement() IS
+'Internal (tests): the statement the sync worker claims jobs with; parameters $1 channel ids int4[] (0 = none), $2 operations text[], $3 how many int4[], $4 now timestamptz, $5 ready bool[], one element per (channel, operation) group.';
+REVOKE ALL ON FUNCTION omnichan._claim_statement() FROM PUBLIC;
+
 INSERT INTO omnichan.setting_spec
     (scope, key, type, min_value, max_value, pattern, choices, format, required, default_value, default_text, description)
 VALUES
@@ -2410,7 +2421,10 @@ SELECT c.id AS channel_id, c.name AS channel, c.kind,
        (SELECT count(*) FROM omnichan.job j WHERE j.channel_id = c.id AND j.state IN ('queued', 'running')) AS backlog,
        (SELECT count(*) FROM omnichan.sync_log l
          WHERE l.channel_id = c.id AND l.at > now() - interval '1 hour' AND l.outcome <> 'succeeded') AS errors_last_hour,
-       LEAST(s.next_push_at, s.next_pull_at) AS next_run,
+       -- the next push or pull, whichever comes first; a real-time channel
+       -- (push_interval 0) pushes on commit, not at its next_push_at (the
+       -- time of its last push): its next pull
+       LEAST(CASE WHEN c.push_interval > interval '0' THEN s.next_push_at END, s.next_pull_at) AS next_run,
        s.last_error, s.last_error_at, s.consecutive_failures,
        (SELECT count(*) FROM omnichan.listing li
          WHERE li.channel_id = c.id AND li.push_job_id IS NULL
@@ -2418,7 +2432,7 @@ SELECT c.id AS channel_id, c.name AS channel, c.kind,
   FROM omnichan.channel c
   LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id;
 COMMENT ON VIEW omnichan.channel_status IS
-'Health of every channel: state (active, paused, circuit open, inactive), last push/pull and success, lag, queued requests, failed attempts in the last hour, next run, last error, listings waiting to be pushed (e.g. while paused: pushes are built when sent, with the quantities of that moment).';
+'Health of every channel: state (active, paused, circuit open, inactive), last push/pull and success, lag (age of the older of the last push and the last pull), queued requests, failed attempts and retries in the last hour, next run (push or pull; a real-time channel''s next pull), last error, listings waiting to be pushed (e.g. while paused: pushes are built when sent, with the quantities of that moment).';
 
 REVOKE ALL ON FUNCTION omnichan._credentials_check(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.credentials_set(text, jsonb) FROM PUBLIC;

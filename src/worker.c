@@ -104,6 +104,7 @@ static int	NDbWorkers = 0;
 
 static void LauncherSync(void);
 static bool StartDbWorker(DbWorker *w);
+static void LauncherSigusr1(SIGNAL_ARGS);
 
 /*
  * OmnichanRegisterLauncher
@@ -245,6 +246,24 @@ LauncherSync(void)
 }
 
 /*
+ * LauncherSigusr1
+ *		The postmaster's notice that a worker of ours started or exited
+ *		(bgw_notify_pid): wake the launcher.  The launcher has no database
+ *		connection, and the default SIGUSR1 handler of such a background
+ *		worker only interrupts a wait without setting the latch: WaitLatch
+ *		slept on until its one-second poll, so a worker was restarted up to a
+ *		second later than its backoff said (2, 3, 5 s instead of 1, 2, 4 s).
+ */
+static void
+LauncherSigusr1(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
  * omnichan_launcher_main
  *		Entry point of the launcher.
  */
@@ -253,11 +272,12 @@ omnichan_launcher_main(Datum arg)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
+	pqsignal(SIGUSR1, LauncherSigusr1);
 	BackgroundWorkerUnblockSignals();
 
 	for (;;)
 	{
-		/* poll once a second too: exit notifications can be missed */
+		/* poll once a second too, in case a notification is missed */
 		long		timeout = 1000;
 		TimestampTz now;
 		int			i;
@@ -315,11 +335,44 @@ static SPIPlanPtr OutcomesByIdPlan = NULL;
 	"    not_before = CASE WHEN r.state = 'queued' " \
 	"                      THEN pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => r.delay) " \
 	"                      ELSE j.not_before END "
+/*
+ * The claim (ClaimAndStart): per (channel, operation) group, its next due
+ * jobs in order, at most n, locked with SKIP LOCKED, then set running.
+ * $1 channel ids (0 = none), $2 operations, $3 how many, $5 whether the
+ * group is ready (its channel's access token, see SyncChannelReady: a group
+ * that is not ready starts only plain requests), all int4[]/text[]/bool[]
+ * of one element per group; $4 now.  One text, also returned by
+ * omnichan._claim_statement() for the isolation test of the claim
+ * (test/specs/job_claim.spec), which thus runs this very statement.
+ */
+static const char ClaimSql[] =
+"WITH lim AS ("
+"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), "
+"                           pg_catalog.unnest($3::int4[]), pg_catalog.unnest($5::bool[])) "
+"       AS l(channel_id, operation, n, ready)"
+"), locked AS ("
+"  SELECT c.id, c.ctid FROM lim l CROSS JOIN LATERAL ("
+"    SELECT j.id, j.ctid FROM omnichan.job j "
+"     WHERE COALESCE(j.channel_id, 0) = l.channel_id AND j.operation = l.operation "
+"       AND j.state = 'queued' AND j.not_before <= $4 "
+"       AND (l.ready OR (j.payload IS NULL AND j.operation <> 'auth')) "
+"     ORDER BY j.not_before, j.id LIMIT l.n "
+"       FOR UPDATE OF j SKIP LOCKED) c"
+") "
+"UPDATE omnichan.job j SET state = 'running', attempts = j.attempts + 1, "
+"       started_at = pg_catalog.clock_timestamp() "
+"  FROM locked WHERE j.ctid = locked.ctid AND j.id = locked.id "
+"RETURNING j.id, COALESCE(j.channel_id, 0), j.operation, j.method, j.url, "
+"          j.headers, j.body, j.attempts, j.max_attempts, j.payload::text, j.ctid";
+
 static MemoryContext RequestsCxt = NULL;
 static HttpRequest **Inflight = NULL;	/* requests in flight */
 static int	NInflight = 0;
 
+PG_FUNCTION_INFO_V1(omnichan_claim_statement);
+
 static void WorkerExit(int code, Datum arg);
+static void ReportWaiting(void);
 static bool RunInTransaction(void (*fn) (void *), void *arg, const char *what);
 static void CheckExtension(void *arg);
 static void StartupTasks(void);
@@ -364,6 +417,39 @@ WorkerExit(int code, Datum arg)
 {
 	OmnichanSetWorkerLatch(MyDatabaseId, NULL);
 	HttpShutdown();
+}
+
+/*
+ * omnichan_claim_statement
+ *		omnichan._claim_statement(): the text of the statement the worker
+ *		claims jobs with (ClaimSql).
+ */
+Datum
+omnichan_claim_statement(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(ClaimSql));
+}
+
+/*
+ * ReportWaiting
+ *		What pg_stat_activity shows while the worker waits: state 'active'
+ *		and "waiting for N request(s) in flight" while it has requests in
+ *		flight, else 'idle'.  (RunInTransaction leaves 'idle' and the name of
+ *		its step: without this, a worker waiting for a slow answer showed
+ *		'idle', "claiming requests".)
+ */
+static void
+ReportWaiting(void)
+{
+	char		activity[64];
+
+	if (NInflight > 0)
+	{
+		snprintf(activity, sizeof(activity), "waiting for %d request(s) in flight", NInflight);
+		pgstat_report_activity(STATE_RUNNING, activity);
+	}
+	else
+		pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
@@ -944,25 +1030,8 @@ ClaimAndStart(void *arg)
 	 * statement per claim, about half a millisecond.
 	 */
 	if (ClaimPlan == NULL)
-		ClaimPlan = KeepPlan("WITH lim AS ("
-							 "  SELECT * FROM ROWS FROM (pg_catalog.unnest($1::int4[]), pg_catalog.unnest($2::text[]), "
-							 "                           pg_catalog.unnest($3::int4[]), pg_catalog.unnest($5::bool[])) "
-							 "       AS l(channel_id, operation, n, ready)"
-							 "), locked AS ("
-							 "  SELECT c.id, c.ctid FROM lim l CROSS JOIN LATERAL ("
-							 "    SELECT j.id, j.ctid FROM omnichan.job j "
-							 "     WHERE COALESCE(j.channel_id, 0) = l.channel_id AND j.operation = l.operation "
-							 "       AND j.state = 'queued' AND j.not_before <= $4 "
-							 "       AND (l.ready OR (j.payload IS NULL AND j.operation <> 'auth')) "
-							 "     ORDER BY j.not_before, j.id LIMIT l.n "
-							 "       FOR UPDATE OF j SKIP LOCKED) c"
-							 ") "
-							 "UPDATE omnichan.job j SET state = 'running', attempts = j.attempts + 1, "
-							 "       started_at = pg_catalog.clock_timestamp() "
-							 "  FROM locked WHERE j.ctid = locked.ctid AND j.id = locked.id "
-							 "RETURNING j.id, COALESCE(j.channel_id, 0), j.operation, j.method, j.url, "
-							 "          j.headers, j.body, j.attempts, j.max_attempts, j.payload::text, j.ctid",
-							 5, (Oid[]) {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID, BOOLARRAYOID},
+		ClaimPlan = KeepPlan(ClaimSql, 5,
+							 (Oid[]) {INT4ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, TIMESTAMPTZOID, BOOLARRAYOID},
 							 CURSOR_OPT_GENERIC_PLAN);
 	ret = SPI_execute_plan(ClaimPlan, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
@@ -1234,7 +1303,7 @@ omnichan_worker_main(Datum arg)
 		memset(&step, 0, sizeof(step));
 		ndone = 0;
 		done = NULL;
-		pgstat_report_activity(STATE_IDLE, NULL);
+		ReportWaiting();
 		woken = HttpWait(timeout, &done, &ndone);
 
 		/*

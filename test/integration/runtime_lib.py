@@ -207,6 +207,13 @@ class Mock:
     def clear_faults(self):
         mockctl.clear_faults(self.port)
 
+    def health(self):
+        """journal size, faults, requests in flight now and the most at once"""
+        return mockctl.health(self.port)
+
+    def clear_journal(self):
+        mockctl.clear_journal(self.port)
+
     def reset(self):
         mockctl.reset(self.port)
 

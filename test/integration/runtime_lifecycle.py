@@ -4,25 +4,37 @@ reloads, signals, crashes and extension re-installs; request counts from a
 mock marketplace's journal.
 
   - the worker shows in pg_stat_activity (backend_type and application_name
-    'omnichan worker');
+    'omnichan worker'); while a request is in flight its state is 'active'
+    and its query "waiting for 1 request(s) in flight"; with nothing to do
+    its state is 'idle';
   - a reload applies a changed omnichan.http_timeout;
   - adding a database to omnichan.databases + reload starts its worker; a
     job queued in each database is sent by its own worker; removing the
     database + reload stops its worker;
+  - a worker that cannot start (a database in omnichan.databases that does
+    not exist) is started again 1, 2, 4 s after each failure (server log
+    times); once the database exists the next attempt, 8 s later, starts a
+    worker that stays;
   - SIGTERM of the worker while a request is in flight: it exits in < 2 s,
     the launcher restarts it, the job is re-queued and sent exactly once more;
   - kill -9 of the worker mid-request: the postmaster restarts everything,
     the job is sent once more and completes, a job queued meanwhile too;
   - an immediate shutdown mid-request, then a start: the job completes;
+  - kill -9 of the postmaster mid-request: its children (the worker among
+    them) exit on their own; once the killed postmaster is reaped a start
+    needs no cleanup, and the job is sent exactly once more and completes;
   - DROP EXTENSION / CREATE EXTENSION while the worker runs: the same worker
     serves the new installation.
 """
 
+import collections
+import datetime
 import os
+import re
 import signal
 import time
 
-from runtime_lib import (Mock, check, enqueue, fatal, finish, job, say,
+from runtime_lib import (Mock, check, enqueue, fatal, finish, gaps, job, say,
                          start_cluster, wait_for, wait_job_done)
 
 c = start_cluster("runtime_lifecycle", [
@@ -44,6 +56,34 @@ rows = c.sql("SELECT backend_type, application_name, datname FROM pg_stat_activi
              " WHERE backend_type = 'omnichan worker'", db="postgres")
 check("one omnichan worker in pg_stat_activity, application_name 'omnichan worker', database odoo",
       rows == [["omnichan worker", "omnichan worker", "odoo"]], rows)
+
+# 1b. the activity text: busy while a request is in flight, idle after
+def activity_samples(seconds):
+    """(state, query) of the worker every ~50 ms for that long"""
+    out = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        rows = c.sql_ok("SELECT state, COALESCE(query, '') FROM pg_stat_activity "
+                        " WHERE backend_type = 'omnichan worker' AND datname = 'odoo'", db="postgres")
+        if rows:
+            out.append(tuple(rows[0]))
+        time.sleep(0.05)
+    return out
+
+
+j = enqueue(c, f"{B}/slow/3000")
+arrived("/slow/3000")
+s = activity_samples(1.5)
+say(f"pg_stat_activity of the worker while a request is in flight: {collections.Counter(s)}")
+busy = [x for x in s if x == ("active", "waiting for 1 request(s) in flight")]
+check("while a request is in flight, the worker is 'active', query 'waiting for 1 request(s) in flight' "
+      "(>= 90 % of samples)", len(s) >= 10 and len(busy) >= 0.9 * len(s), collections.Counter(s))
+wait_job_done(c, j, 10)
+time.sleep(0.5)
+s = activity_samples(1.5)
+say(f"pg_stat_activity of the worker with nothing to do: {collections.Counter(s)}")
+check("with nothing to do, the worker is 'idle' (>= 90 % of samples)",
+      len(s) >= 10 and len([x for x in s if x[0] == "idle"]) >= 0.9 * len(s), collections.Counter(s))
 
 # 2. reload applies http_timeout
 c.set_conf(http_timeout=300)
@@ -72,6 +112,45 @@ c.set_conf(databases="odoo")
 gone = wait_for("the worker of odoo2 to stop", lambda: not c.workers("odoo2"), 10)
 check("removing odoo2 from omnichan.databases + reload stops its worker, odoo's stays",
       gone and c.workers("odoo") == [pid], c.workers())
+
+# 3b. a worker that cannot start is restarted with a growing backoff
+NODB = "omnichan_nodb"
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) ")
+
+
+def log_times(text):
+    """Times (epoch seconds, from the log_line_prefix %m) of the server log
+    lines containing text."""
+    out = []
+    for line in c.log_text().splitlines():
+        mt = LOG_TIME.match(line)
+        if mt and text in line:
+            out.append(datetime.datetime.strptime(mt.group(1), "%Y-%m-%d %H:%M:%S.%f").timestamp())
+    return out
+
+
+FAILED = f'database "{NODB}" does not exist'
+c.set_conf(databases=f"odoo,{NODB}")
+wait_for("4 attempts to start the worker", lambda: len(log_times(FAILED)) >= 4, 20)
+c.sql(f"CREATE DATABASE {NODB}", db="postgres")
+t = log_times(FAILED)
+g = gaps([{"time": x} for x in t[:4]])
+say(f"start attempts of the worker of {NODB}: gaps {g} s")
+check("a worker that fails to start is started again 1, 2, 4 s after each failure",
+      len(g) == 3 and 0.9 <= g[0] <= 1.8 and 1.9 <= g[1] <= 2.8 and 3.9 <= g[2] <= 4.8, g)
+npid = c.wait_worker(NODB, 15)
+check("the launcher says so: restarting in 1 s, 2 s, 4 s, 8 s",
+      all(f'"{NODB}" exited; restarting in {n} s' in c.log_text() for n in (1, 2, 4, 8)))
+started = log_times(f'omnichan worker started for database "{NODB}"')
+check("once the database exists, the next attempt, 8 s after the 4th, starts its worker",
+      npid and len(t) == 4 and len(started) == 1 and 7.9 <= started[0] - t[3] <= 9.0,
+      (npid, len(t), [round(x - t[3], 3) for x in started]))
+time.sleep(1.5)
+check("... which stays, and odoo's worker was never touched",
+      c.workers(NODB) == [npid] and c.workers("odoo") == [pid], (c.workers(NODB), c.workers("odoo")))
+c.set_conf(databases="odoo")
+wait_for(f"the worker of {NODB} to stop", lambda: not c.workers(NODB), 10)
+c.sql(f"DROP DATABASE {NODB} WITH (FORCE)", db="postgres")
 
 # 4. SIGTERM mid-request
 j = enqueue(c, f"{B}/slow/1500")
@@ -120,6 +199,59 @@ d = wait_job_done(c, j, 10)
 n = len(m.journal("^/slow/1502$"))
 check("after an immediate shutdown and a start, the interrupted job completes (sent once more)",
       d["state"] == "succeeded" and n == 2, f"job {d}, {n} requests")
+
+# 6b. kill -9 of the postmaster mid-request, then a start
+def children(ppid):
+    """pids of the live (not zombie) processes whose parent is ppid"""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == ppid and fields[0] != "Z":
+                out.append(int(d))
+    return out
+
+
+def alive(p):
+    try:
+        with open(f"/proc/{p}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+wpid = c.workers("odoo")[0]
+j = enqueue(c, f"{B}/slow/1503")
+arrived("/slow/1503")
+pm = c.postmaster_pid()
+kids = children(pm)
+check("the worker is a child of the postmaster", wpid in kids, (wpid, kids))
+os.kill(pm, signal.SIGKILL)
+left = wait_for("the postmaster's children to exit", lambda: not [p for p in kids if alive(p)], 20)
+check("after kill -9 of the postmaster its children exit on their own (the worker mid-request too)",
+      left, [p for p in kids if alive(p)])
+# the server refuses to start while the pid in postmaster.pid exists, even
+# as a zombie (this machine's init may reap orphans late): wait for it
+reaped = wait_for("the killed postmaster to be reaped", lambda: not os.path.exists(f"/proc/{pm}"), 15)
+if not reaped:
+    say("the killed postmaster was never reaped: its postmaster.pid is stale, removed")
+    os.unlink(os.path.join(c.data, "postmaster.pid"))
+r = c.pg_ctl("-l", c.log, "-w", "-t", "60", "start")
+check("pg_ctl start after kill -9 of the postmaster, once its children are gone ("
+      + ("postmaster.pid left as it was)" if reaped else "a stale postmaster.pid removed)"),
+      r.returncode == 0, r.stderr + r.stdout)
+if r.returncode != 0 or not c.wait_worker("odoo", 20):
+    fatal(f"no worker after the postmaster was killed and started again:\n{c.log_tail()}")
+d = wait_job_done(c, j, 15)
+n = len(m.journal("^/slow/1503$"))
+check("the job interrupted by kill -9 of the postmaster completes, sent exactly once more",
+      d["state"] == "succeeded" and d["attempts"] == 2 and n == 2, f"job {d}, {n} requests")
+time.sleep(1)
+check("... and never again", len(m.journal("^/slow/1503$")) == 2)
 
 # 7. DROP EXTENSION / CREATE EXTENSION while the worker runs
 pid = c.workers("odoo")[0]

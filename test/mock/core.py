@@ -259,6 +259,8 @@ class Journal:
         self._entries = collections.deque()
         self._body_bytes = 0
         self._seq = 0
+        self._inflight = 0          # requests received and not answered yet
+        self._inflight_max = 0      # the most at once since the last reset
 
     def record(self, request, route_name):
         entry = {
@@ -267,11 +269,13 @@ class Journal:
             "headers": request.header_items, "body": request.body,
             "client_port": request.client_port,
             "connection": request.connection, "route": route_name,
-            "status": None, "fault": None,
+            "status": None, "fault": None, "answered": None,
         }
         with self._lock:
             self._seq += 1
             entry["seq"] = self._seq
+            self._inflight += 1
+            self._inflight_max = max(self._inflight_max, self._inflight)
             self._entries.append(entry)
             self._body_bytes += len(request.body)
             while len(self._entries) > self.max_entries or (
@@ -280,7 +284,22 @@ class Journal:
                 self._body_bytes -= len(self._entries.popleft()["body"])
         return entry
 
+    def answered(self, entry):
+        """The request is no longer in flight: its response is about to be
+        sent (so the client cannot start its next request before this), or
+        it ends without one.  Only the first call counts."""
+        with self._lock:
+            if entry["answered"] is None:
+                entry["answered"] = time.time()
+                self._inflight -= 1
+
+    def inflight(self):
+        """(requests in flight now, the most at once since the last reset)"""
+        with self._lock:
+            return self._inflight, self._inflight_max
+
     def finish(self, entry, status, rule):
+        self.answered(entry)
         with self._lock:
             entry["status"] = status
             entry["fault"] = None if rule is None else \
@@ -300,6 +319,7 @@ class Journal:
         with self._lock:
             self._entries.clear()
             self._body_bytes = 0
+            self._inflight_max = self._inflight
             if restart_seq:
                 self._seq = 0
 
@@ -547,9 +567,11 @@ class MockApp:
             return json_response({"error": str(exc)}, 400)
 
     def _health(self, _request):
+        inflight, inflight_max = self.journal.inflight()
         return json_response({
             "status": "ok", "marketplace": self.marketplace.name,
-            "journal": len(self.journal), "faults": len(self.faults)})
+            "journal": len(self.journal), "faults": len(self.faults),
+            "inflight": inflight, "inflight_max": inflight_max})
 
     def _reset(self, _request):
         self.state.reset()
@@ -708,16 +730,17 @@ class MockRequestHandler(http.server.BaseHTTPRequestHandler):
         entry, rule, allowed = app.begin(request)
         status = None
         try:
-            status = self._serve(request, allowed, rule)
+            status = self._serve(request, allowed, rule, entry)
         finally:
             app.journal.finish(entry, status, rule)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = \
         do_OPTIONS = _dispatch
 
-    def _serve(self, request, allowed, rule):
+    def _serve(self, request, allowed, rule, entry):
         """Answer (or deliberately fail to answer) a request; return the
-        status sent, or None when no response was sent."""
+        status sent, or None when no response was sent.  The journal entry
+        is marked answered just before the response is written."""
         app = self.server.app
         kind = rule.kind if rule else None
         if kind == "timeout":
@@ -732,6 +755,7 @@ class MockRequestHandler(http.server.BaseHTTPRequestHandler):
             response = app.fault_response(request, allowed, rule)
         else:
             response = app.respond(request, allowed)
+        app.journal.answered(entry)
         if kind == "truncate":
             self._send_truncated(response, rule.params.get("bytes"))
         else:

@@ -131,6 +131,31 @@ class JournalTest(MockTestCase):
             journal.record(request, None)
         self.assertEqual([e["seq"] for e in journal.entries()], [7, 8, 9])
 
+    def test_inflight(self):
+        """health counts the requests received and not answered yet, and
+        the most at once; each journal entry says when it was answered."""
+        import threading
+        threads = [threading.Thread(target=request, args=("GET", "/slow/600"))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 3
+        while (mockctl.health(port_of())["inflight"] < 3
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+        self.assertEqual(mockctl.health(port_of())["inflight"], 3)
+        for t in threads:
+            t.join()
+        request("GET", "/echo")
+        health = mockctl.health(port_of())
+        self.assertEqual((health["inflight"], health["inflight_max"]), (0, 3))
+        entries = mockctl.journal(port_of(), path="^/slow/")
+        self.assertEqual(len(entries), 3)
+        for e in entries:
+            self.assertGreaterEqual(e["answered"] - e["time"], 0.59)
+        mockctl.clear_journal(port_of())
+        self.assertEqual(mockctl.health(port_of())["inflight_max"], 0)
+
     def test_chunked_request_body(self):
         raw = raw_exchange(
             b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
