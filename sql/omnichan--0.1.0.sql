@@ -2417,7 +2417,12 @@ SELECT c.id AS channel_id, c.name AS channel, c.kind,
             WHEN s.circuit = 'half_open' THEN 'circuit half-open'
             ELSE 'active' END AS state,
        s.last_push_at, s.last_pull_at, s.last_success_at,
-       now() - LEAST(s.last_push_at, s.last_pull_at) AS lag,
+       -- how stale the marketplace's stock is: since the oldest target it
+       -- has not accepted yet was set (0: every listing shows its target)
+       COALESCE(now() - (SELECT min(COALESCE(li.target_at, li.created_at)) FROM omnichan.listing li
+                          WHERE li.channel_id = c.id AND li.target_qty IS NOT NULL
+                            AND li.target_qty IS DISTINCT FROM li.pushed_qty),
+                interval '0') AS lag,
        (SELECT count(*) FROM omnichan.job j WHERE j.channel_id = c.id AND j.state IN ('queued', 'running')) AS backlog,
        (SELECT count(*) FROM omnichan.sync_log l
          WHERE l.channel_id = c.id AND l.at > now() - interval '1 hour' AND l.outcome <> 'succeeded') AS errors_last_hour,
@@ -2432,7 +2437,7 @@ SELECT c.id AS channel_id, c.name AS channel, c.kind,
   FROM omnichan.channel c
   LEFT JOIN omnichan.channel_state s ON s.channel_id = c.id;
 COMMENT ON VIEW omnichan.channel_status IS
-'Health of every channel: state (active, paused, circuit open, inactive), last push/pull and success, lag (age of the older of the last push and the last pull), queued requests, failed attempts and retries in the last hour, next run (push or pull; a real-time channel''s next pull), last error, listings waiting to be pushed (e.g. while paused: pushes are built when sent, with the quantities of that moment).';
+'Health of every channel: state (active, paused, circuit open, inactive), last push/pull and success, lag (how stale the marketplace''s stock is: the time since the oldest listing target it has not accepted yet was set; 0 when every listing shows its target), queued requests, failed attempts and retries in the last hour, next run (push or pull; a real-time channel''s next pull), last error, listings waiting to be pushed (e.g. while paused: pushes are built when sent, with the quantities of that moment).';
 
 REVOKE ALL ON FUNCTION omnichan._credentials_check(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION omnichan.credentials_set(text, jsonb) FROM PUBLIC;

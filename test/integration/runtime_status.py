@@ -6,8 +6,9 @@ eBay mock (pushes, pulls) and a generic mock (plain requests that fail).
 
 What the view promises (sql/omnichan--0.1.0.sql):
   last_pull_at     when the worker last started a pull of the channel;
-  lag              now() - LEAST(last_push_at, last_pull_at): the age of the
-                   older of the last push and the last pull;
+  lag              how stale the marketplace's stock is: now() - the
+                   oldest target_at of the channel's listings whose target
+                   it has not accepted yet; 0 when there is none;
   errors_last_hour the channel's sync_log rows of the last hour whose
                    outcome is not 'succeeded' (failed attempts and retries);
   next_run         the next push or pull, whichever comes first (a
@@ -22,10 +23,10 @@ credentials: no pushes or pulls).  Checks:
   - next_run of "st" is its next pull: last_pull_at + 5 s, in the future,
     = LEAST(next_push_at, next_pull_at); next_run of "rt" is its next pull
     too (in the future), not the time of its last push;
-  - lag is not null, is the age of the older of the first push and the
-    first pull as the mock saw them, and grows with the clock while a stock
-    change waits for the push interval, across a pull; after sync_now has
-    pushed it (and pulled) it is below 1 s;
+  - lag is 0 once every listing was pushed; while a stock change waits for
+    the push interval it is the age of that listing's new target (set
+    at most target_refresh_delay after the change's commit) and grows with the clock, across a pull;
+    after sync_now has pushed it it is 0 again;
   - errors_last_hour after a request failing 3 times (503, max_attempts 3:
     2 retries + 1 failure), a 404 (1 failure) and a 503 then 200 (1 retry):
     5 more, equal to the channel's non-succeeded sync_log rows of the last
@@ -128,18 +129,20 @@ def main():
           nr > now and abs(nr - lp - 5.0) < 0.5, row)
 
     # 3. lag
-    row = status("st", "lag IS NOT NULL, extract(epoch FROM lag), extract(epoch FROM now()), "
-                       "extract(epoch FROM last_push_at), extract(epoch FROM last_pull_at)")
-    lag, now, lpush = float(row[1]), float(row[2]), float(row[3])
-    check("lag is not null once the channel pushed and pulled", row[0] == "t", row)
-    check(f"lag is the age of the older of the last push and the last pull: here the push the mock received "
-          f"first ({lag:.2f} s vs {now - first_push:.2f} s)", abs(lag - (now - first_push)) < 1.0, row)
+    row = status("st", "lag, listings_to_push")
+    check("lag is 0 once every listing was pushed", row == ["00:00:00", "0"], row)
     bulk0 = len(journal(BULK))
+    changed_at = time.time()
     c.sql("UPDATE stock_quant SET quantity = quantity + 3 WHERE id = (SELECT min(q.id) FROM stock_quant q "
           "  JOIN stock_location l ON l.id = q.location_id AND l.usage = 'internal' "
           "  JOIN product_product p ON p.id = q.product_id AND p.default_code = 'SKU-000001')")
     waiting = wait_for("the change to wait for st's push", lambda: status("st", "listings_to_push") == ["1"], 5)
     check("a stock change of st waits for its push interval (listings_to_push 1)", waiting)
+    row = status("st", "extract(epoch FROM lag), extract(epoch FROM now())")
+    age = float(row[1]) - changed_at
+    check(f"lag is the age of the listing's new target: set at most omnichan.target_refresh_delay (2 s) after the change's commit "
+          f"({float(row[0]):.2f} s vs {age:.2f} s)", 0 < float(row[0]) <= age + 0.2 and float(row[0]) > age - 2.5,
+          (row, age))
     lp0 = epoch("st", "last_pull_at")
     row1 = status("st", "extract(epoch FROM lag), extract(epoch FROM now())")
     wait_for("a pull while the change waits", lambda: epoch("st", "last_pull_at") > lp0 + 1, 10)
@@ -153,8 +156,8 @@ def main():
           (row1, row2, len(journal(BULK)) - bulk0))
     c.sql("SELECT omnichan.sync_now('st')")
     ok = wait_for("sync_now's push", lambda: len(journal(BULK)) > bulk0 and pushed("st"), 10)
-    lag = float(status("st", "extract(epoch FROM lag)")[0])
-    check(f"after sync_now pushed the change (and pulled), lag is below 1 s ({lag:.2f} s)", ok and lag < 1.0, lag)
+    row = status("st", "lag")
+    check("after sync_now pushed the change, lag is 0 again", ok and row == ["00:00:00"], row)
 
     # 4. errors_last_hour
     def errors(name):
