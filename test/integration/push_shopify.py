@@ -33,7 +33,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runtime_lib import (check, fatal, finish, mockctl, say, start_cluster,  # noqa: E402
+from runtime_lib import (run, check, fatal, finish, mockctl, say, start_cluster,  # noqa: E402
                          wait_for, _cleanups)
 
 GQL = r"/admin/api/2026-04/graphql\.json"
@@ -246,12 +246,4 @@ def main():
           TOKEN not in log and TOKEN not in dump)
 
 
-try:
-    main()
-except SystemExit:
-    raise
-except Exception as exc:  # a crash of the test itself is a failure, cleaned up
-    import traceback
-    traceback.print_exc()
-    fatal(f"the test crashed: {exc!r}")
-finish()
+run(main)

@@ -31,7 +31,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runtime_lib import (check, fatal, finish, mockctl, say, start_cluster,  # noqa: E402
+from runtime_lib import (run, check, fatal, finish, mockctl, say, start_cluster,  # noqa: E402
                          wait_for, _cleanups)
 
 TOKEN = "/v3/token"
@@ -206,12 +206,4 @@ def main():
           tok and tok not in log and tok not in dump)
 
 
-try:
-    main()
-except SystemExit:
-    raise
-except Exception as exc:  # a crash of the test itself is a failure, cleaned up
-    import traceback
-    traceback.print_exc()
-    fatal(f"the test crashed: {exc!r}")
-finish()
+run(main)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -64,6 +65,19 @@ def finish():
         sys.exit(1)
     say("PASS")
     sys.exit(0)
+
+
+def run(main):
+    """Run a test's main(), then finish(): a crash of the test itself (an
+    exception) is a failure, reported with its traceback and cleaned up."""
+    try:
+        main()
+    except SystemExit:
+        raise
+    except Exception as exc:
+        traceback.print_exc()
+        fatal(f"the test crashed: {exc!r}")
+    finish()
 
 
 def wait_for(what, fn, timeout=10.0, interval=0.05):

@@ -61,7 +61,7 @@ from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pull_lib import PullEnv, q  # noqa: E402
-from runtime_lib import (PGBIN, _cleanups, check, enqueue, finish, fatal, mockctl,  # noqa: E402
+from runtime_lib import (run, PGBIN, _cleanups, check, enqueue, finish, fatal, mockctl,  # noqa: E402
                          say, wait_for, wait_job_done)
 
 NAPTIME_MS = 60000
@@ -385,12 +385,4 @@ def main():
         say(f"order added to the mock -> Odoo sale order {so['name']}: {t_so - t_seed:.2f} s")
 
 
-try:
-    main()
-except SystemExit:
-    raise
-except Exception as exc:  # a crash of the test itself is a failure, cleaned up
-    import traceback
-    traceback.print_exc()
-    fatal(f"the test crashed: {exc!r}")
-finish()
+run(main)

@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runtime_lib import (PGBIN, Cluster, Mock, check, enqueue, fatal, finish, say,  # noqa: E402
+from runtime_lib import (run, PGBIN, Cluster, Mock, check, enqueue, fatal, finish, say,  # noqa: E402
                          start_cluster, wait_for, wait_job_done, _cleanups)
 
 STANDBY_PORT = 5433
@@ -129,12 +129,4 @@ def main():
           f"{j} journal={[e['path'] for e in m.journal()]}")
 
 
-try:
-    main()
-except SystemExit:
-    raise
-except Exception as exc:  # a crash of the test itself is a failure, cleaned up
-    import traceback
-    traceback.print_exc()
-    fatal(f"the test crashed: {exc!r}")
-finish()
+run(main)

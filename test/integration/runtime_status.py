@@ -39,7 +39,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from runtime_lib import (Mock, check, fatal, finish, mockctl, say,  # noqa: E402
+from runtime_lib import (run, Mock, check, fatal, finish, mockctl, say,  # noqa: E402
                          start_cluster, wait_for, _cleanups)
 
 TOKEN = "/identity/v1/oauth2/token"
@@ -199,12 +199,4 @@ def main():
     check("one 59 minutes old is", int(errors("st")[0]) == int(e1[0]) + 1, errors("st"))
 
 
-try:
-    main()
-except SystemExit:
-    raise
-except Exception as exc:  # a crash of the test itself is a failure, cleaned up
-    import traceback
-    traceback.print_exc()
-    fatal(f"the test crashed: {exc!r}")
-finish()
+run(main)
