@@ -4224,8 +4224,10 @@ for action_id, order_id, action, priority in todo:
         order = order.with_company(order.company_id)
         if action in ('confirm', 'invoice'):
             if order.state in ('draft', 'sent'):
-                # stored totals of rows written by SQL: let Odoo recompute them from their inputs
-                order.order_line.modified(['product_uom_qty', 'price_unit', 'discount', 'tax_id'])
+                # stored totals of rows written by SQL: let Odoo recompute them from their inputs.
+                # Never product_uom_qty (nor product_id/product_uom): Odoo's price_unit and discount
+                # depend on them and would be reset from the pricelist, replacing the marketplace's prices.
+                order.order_line.modified(['price_unit', 'discount', 'tax_id'])
                 order.modified(['order_line'])
                 env.flush_all()
                 order.action_confirm()
@@ -4233,9 +4235,17 @@ for action_id, order_id, action, priority in todo:
                 order.picking_ids.filtered(lambda p: p.state not in ('done', 'cancel')).write({'priority': '1'})
             result = order.state
             if action == 'invoice' and order.state == 'sale':
-                invoices = order._create_invoices()
-                invoices.action_post()
-                result = 'invoiced ' + ', '.join(invoices.mapped('name'))
+                # in a savepoint of its own: an order Odoo cannot invoice yet (products invoiced on
+                # delivery) stays confirmed, and the error says why it has no invoice
+                invoicing = env.cr.savepoint()
+                try:
+                    invoices = order._create_invoices()
+                    invoices.action_post()
+                    invoicing.close(rollback=False)
+                    result = 'invoiced ' + ', '.join(invoices.mapped('name'))
+                except Exception as e:
+                    invoicing.close(rollback=True)
+                    error = 'confirmed, not invoiced: ' + (str(e) or repr(e))
         elif action == 'cancel':
             if order.state != 'cancel':
                 order.with_context(disable_cancel_warning=True).action_cancel()
@@ -4243,6 +4253,7 @@ for action_id, order_id, action, priority in todo:
         savepoint.close(rollback=False)
     except Exception as e:
         savepoint.close(rollback=True)
+        result = False
         error = str(e) or repr(e)
     env.cr.execute("UPDATE omnichan.odoo_action SET done_at = now(), result = %s, error = %s WHERE id = %s",
                    (result or None, error or None, action_id))

@@ -11,7 +11,7 @@
 -- looked up by external id or code.
 --
 BEGIN;
-SELECT plan(135);
+SELECT plan(136);
 
 SET LOCAL client_min_messages = warning;
 
@@ -472,6 +472,10 @@ SELECT ok((SELECT a.code FROM public.ir_cron c JOIN public.ir_act_server a ON a.
           AND omnichan.odoo_bridge_code() ~ '_create_invoices\(\)' AND omnichan.odoo_bridge_code() ~ 'action_post\(\)'
           AND omnichan.odoo_bridge_code() ~ 'env\.cr\.execute\("UPDATE omnichan\.odoo_action SET done_at = now\(\), result = %s, error = %s WHERE id = %s"',
           'the code confirms, cancels without the wizard, invoices, and writes back with parameters');
+SELECT ok(omnichan.odoo_bridge_code() !~ 'modified\(\[[^]]*''(product_uom_qty|product_id|product_uom)'''
+          AND omnichan.odoo_bridge_code() ~ 'invoicing = env\.cr\.savepoint\(\)'
+          AND omnichan.odoo_bridge_code() ~ 'savepoint\.close\(rollback=True\)\n\s*result = False',
+          'the code never marks the inputs of Odoo''s price_unit modified (it would reset the marketplace prices from the pricelist), invoices in a savepoint of its own, and writes no result for a rolled-back action');
 SELECT ok(omnichan.odoo_bridge_code() !~ '(^|\n)\s*(import|from)\s' AND omnichan.odoo_bridge_code() !~ '__'
           AND omnichan.odoo_bridge_code() !~ '(^|\n)\s*with\s',
           'the code passes Odoo''s safe_eval: no import, no dunder, no with statement');
