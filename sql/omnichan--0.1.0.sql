@@ -2636,6 +2636,33 @@ CREATE INDEX odoo_action_todo_idx ON omnichan.odoo_action (id) WHERE done_at IS 
 COMMENT ON TABLE omnichan.odoo_action IS
 'Queue of what Odoo must do to sale orders: confirm (action_confirm), cancel (action_cancel without the warning wizard), invoice (confirm, then _create_invoices and action_post). Run by Odoo''s own scheduled action (omnichan.odoo_bridge_install), which writes done_at, result and error.';
 
+-- A cancellation Odoo refused (a locked or delivered order, a rule of the
+-- merchant's): the inbox said 'cancelled', Odoo's order is not; the order
+-- needs the merchant's attention.  Security definer: Odoo's own role, which
+-- runs the bridge, may only update odoo_action.
+CREATE FUNCTION omnichan._odoo_action_refused()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    msg text := 'Odoo could not cancel the order: ' || left(NEW.error, 1000);
+BEGIN
+    UPDATE omnichan.order_inbox i SET state = 'attention', last_error = msg, last_error_at = clock_timestamp()
+     WHERE i.id = NEW.inbox_id AND i.state = 'cancelled' AND i.sale_order_id = NEW.sale_order_id;
+    IF FOUND THEN
+        INSERT INTO omnichan.order_event (inbox_id, kind, detail)
+        VALUES (NEW.inbox_id, 'attention', jsonb_build_object('error', msg, 'odoo_action_id', NEW.id));
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION omnichan._odoo_action_refused() FROM PUBLIC;
+CREATE TRIGGER odoo_action_refused AFTER UPDATE OF error ON omnichan.odoo_action
+    FOR EACH ROW WHEN (NEW.action = 'cancel' AND NEW.error IS NOT NULL AND OLD.error IS NULL
+                       AND NEW.inbox_id IS NOT NULL)
+    EXECUTE FUNCTION omnichan._odoo_action_refused();
+
 -- the Odoo records of the installed bridge
 CREATE TABLE omnichan.odoo_bridge (
     singleton       boolean PRIMARY KEY DEFAULT true CHECK (singleton),
@@ -3809,6 +3836,7 @@ BEGIN
                     ORDER BY 1, 2) q
         ), x AS MATERIALIZED (
             SELECT q.*, o.so_id, o.partner, o.id AS inbox_id, t.uom_id, t.type, COALESCE(t.sale_delay, 0) AS sale_delay,
+                   COALESCE(p.weight, 0) AS weight,
                    CASE WHEN p.default_code IS NOT NULL AND p.default_code <> ''
                         THEN '[' || p.default_code || '] ' ELSE '' END
                    || COALESCE(t.name ->> 'en_US', (SELECT v FROM jsonb_each_text(t.name) AS e(k, v) LIMIT 1), '')
@@ -3822,7 +3850,13 @@ BEGIN
              CROSS JOIN LATERAL omnichan._line_amounts(round(q.unit_price, price_digits), q.quantity, tax_rate,
                                                        COALESCE(tax.price_include, false), cur.rounding) a
         ), tot AS (
-            SELECT x.ord, sum(x.price_subtotal) AS untaxed, sum(x.price_tax) AS taxed FROM x GROUP BY x.ord
+            -- shipping_weight as Odoo's delivery module estimates it: the
+            -- goods lines (storable or consumable, not the shipping line),
+            -- quantity in the product's unit (the lines' unit) × its weight
+            SELECT x.ord, sum(x.price_subtotal) AS untaxed, sum(x.price_tax) AS taxed,
+                   sum(CASE WHEN x.type IN ('product', 'consu') AND NOT x.is_delivery AND x.quantity > 0
+                            THEN x.quantity * x.weight ELSE 0 END) AS weight
+              FROM x GROUP BY x.ord
         ), so AS (
             INSERT INTO public.sale_order
                 (id, name, state, company_id, partner_id, partner_invoice_id, partner_shipping_id, date_order,
@@ -3844,7 +3878,7 @@ BEGIN
                                  '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), E'\n', '<br>') || '</p>' END,
                    NULL, NULL, NULL, NULL,
                    COALESCE(tot.untaxed, 0), COALESCE(tot.taxed, 0), COALESCE(tot.untaxed, 0) + COALESCE(tot.taxed, 0),
-                   COALESCE(tot.untaxed, 0) + COALESCE(tot.taxed, 0), 'no', 0.0,
+                   COALESCE(tot.untaxed, 0) + COALESCE(tot.taxed, 0), 'no', COALESCE(tot.weight, 0)::double precision,
                    ctx.uid, ctx.uid, now_utc, now_utc
               FROM o LEFT JOIN tot ON tot.ord = o.ord
              ORDER BY o.ord

@@ -11,7 +11,7 @@
 -- looked up by external id or code.
 --
 BEGIN;
-SELECT plan(136);
+SELECT plan(138);
 
 SET LOCAL client_min_messages = warning;
 
@@ -94,6 +94,9 @@ SELECT pg_temp.product('OCO-W', 'omnichan Widget') AS pw, pg_temp.product('OCO-G
        pg_temp.product('OCO-SHIP', 'omnichan Shipping', 'service') AS pship,
        pg_temp.product('OCO-WRAP', 'omnichan Gift wrap', 'service') AS pwrap,
        pg_temp.product('OCO-PROMO', 'omnichan Promotion', 'service') AS ppromo \gset
+-- weights, for the quotations' shipping_weight (Odoo's estimate: goods lines only)
+UPDATE public.product_product SET weight = CASE id WHEN :pw THEN 0.35 WHEN :pg THEN 1.2 ELSE 2 END
+ WHERE id IN (:pw, :pg, :pship, :pwrap);
 SELECT pg_temp.warehouse('OCO2') AS wh2 \gset
 
 SELECT lives_ok(format($$SELECT omnichan.channel_create('oc-orders', 'amazon', '{
@@ -197,7 +200,7 @@ SELECT results_eq(
                FROM public.sale_order WHERE id = %s$$, :so_a),
     format($$VALUES ('draft'::varchar, %s, %s, %s, %s, '2026-11-20 10:11:12'::timestamp, %s, 'direct'::varchar,
                      (SELECT currency_id FROM public.res_company WHERE id = %s), 1.0::numeric, 'OC-A'::varchar,
-                     'oc-orders'::varchar, %s, NULL::int, false, 'no'::varchar, 0::float8, %s, %s)$$,
+                     'oc-orders'::varchar, %s, NULL::int, false, 'no'::varchar, 1.9::float8, %s, %s)$$,
            :co, :partner_a, :partner_a, :partner_a, :wh, :co, :admin, :admin, :admin),
     'quotation: the columns Odoo writes (flow 02 / RECOMMENDED set)');
 SELECT results_eq(
@@ -410,6 +413,20 @@ SELECT is(omnichan.inbox_upsert('oc-orders', '{"external_id": "OC-D", "cancelled
     "lines": [{"sku": "G-1", "quantity": 1, "unit_price": 5}]}'), :id_d::bigint, 'the cancellation again');
 SELECT is((SELECT count(*) FROM omnichan.odoo_action WHERE sale_order_id = :so_d AND action = 'cancel'), 1::bigint,
           'one cancellation request');
+-- Odoo refuses it (the bridge, as Odoo's role, may only update odoo_action)
+CREATE ROLE omnichan_orders_odoo NOLOGIN;
+GRANT USAGE ON SCHEMA omnichan TO omnichan_orders_odoo;
+GRANT SELECT, UPDATE ON omnichan.odoo_action TO omnichan_orders_odoo;
+SET ROLE omnichan_orders_odoo;
+UPDATE omnichan.odoo_action SET done_at = now(), error = 'You cannot cancel a locked order.'
+ WHERE sale_order_id = :so_d AND action = 'cancel' AND done_at IS NULL;
+RESET ROLE;
+SELECT results_eq(
+    format($$SELECT state, last_error FROM omnichan.order_inbox WHERE id = %s$$, :id_d),
+    $$VALUES ('attention', 'Odoo could not cancel the order: You cannot cancel a locked order.')$$,
+    'a cancellation Odoo refused: the order needs attention (not ''cancelled'' while Odoo''s order is not)');
+SELECT is((SELECT count(*) FROM omnichan.order_event WHERE inbox_id = :id_d AND kind = 'attention'), 1::bigint,
+          'with an attention event');
 
 -- after shipment
 SELECT omnichan.inbox_upsert('oc-orders', '{"external_id": "OC-E", "buyer": {"id": "BUYER-5", "name": "Eve"},
