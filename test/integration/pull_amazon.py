@@ -510,7 +510,7 @@ def main():
         os.kill(pid, signal.SIGKILL)
         time.sleep(1.0)
         wait_for("the cluster to accept connections again", lambda: c.sql_ok("SELECT 1", db="postgres"), 30)
-        c.wait_worker("odoo", 30)
+        c.wait_worker("odoo", 30, replacing=pid)
     wait_for("the interrupted chain to end", lambda: env.pull_jobs() == 0, 60)
     failed = c.sql("SELECT j.state, j.error FROM omnichan.job j WHERE j.operation = 'order_pull' "
                    "   AND j.error LIKE '%no Restricted Data Token%'")

@@ -201,7 +201,7 @@ class PullEnv:
         time.sleep(1.0)
         wait_for("the cluster to accept connections again",
                  lambda: c.sql_ok("SELECT 1", db="postgres"), 30)
-        return bool(c.wait_worker("odoo", 30))
+        return bool(c.wait_worker("odoo", 30, replacing=pid))
 
     # -- reading the results ----------------------------------------------------
 

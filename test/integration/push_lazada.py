@@ -185,7 +185,8 @@ def main():
     if arrived and pid:
         os.kill(pid[0], signal.SIGKILL)
         say(f"killed the worker (pid {pid[0]}) while its push was in flight")
-    got = wait_for("convergence after the crash", lambda: converged() if c.workers("odoo") else None, 30)
+    c.wait_worker("odoo", 30, replacing=pid[0] if pid else None)
+    got = wait_for("convergence after the crash", converged, 30)
     check("after kill -9 of the worker mid-push, the mock converges", got is not None, c.log_tail(20))
     sent = count() - before
     check("with the interrupted push sent again at most once (2 requests)", sent <= 2, str(sent))

@@ -174,8 +174,13 @@ class Cluster:
                            db="postgres") or []
         return [int(r[0]) for r in rows if db is None or r[1] == db]
 
-    def wait_worker(self, db="odoo", timeout=15.0):
-        pids = wait_for(f"the worker of {db}", lambda: self.workers(db), timeout)
+    def wait_worker(self, db="odoo", timeout=15.0, replacing=None):
+        """pid of the worker of db, once there is one; with replacing, a
+        worker other than that pid (one just killed: until the postmaster
+        has reaped it, pg_stat_activity may still list it, and the cluster
+        then goes through crash recovery before a new worker starts)."""
+        pids = wait_for(f"the worker of {db}",
+                        lambda: [p for p in self.workers(db) if p != replacing], timeout)
         return pids[0] if pids else None
 
     def postmaster_pid(self):

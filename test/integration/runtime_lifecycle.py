@@ -161,7 +161,7 @@ os.kill(pid, signal.SIGTERM)
 stopped = wait_for("the worker to exit", lambda: not os.path.exists(f"/proc/{pid}"), 5, 0.01)
 el = time.monotonic() - t
 check(f"SIGTERM stops the worker mid-request promptly ({el:.2f} s < 2 s)", stopped and el < 2.0)
-newpid = c.wait_worker("odoo", 15)
+newpid = c.wait_worker("odoo", 15, replacing=pid)
 check("the launcher restarts the worker", newpid and newpid != pid, newpid)
 d = wait_job_done(c, j, 10)
 n = len(m.journal("^/slow/1500$"))
@@ -175,7 +175,7 @@ j = enqueue(c, f"{B}/slow/1501")
 arrived("/slow/1501")
 os.kill(pid, signal.SIGKILL)
 later = None
-newpid = c.wait_worker("odoo", 20)
+newpid = c.wait_worker("odoo", 20, replacing=pid)
 check("after kill -9 of the worker the postmaster restarts everything, a new worker runs",
       newpid and newpid != pid, newpid)
 later = enqueue(c, f"{B}/echo?after=crash")

@@ -732,7 +732,8 @@ class MockRequestHandler(http.server.BaseHTTPRequestHandler):
         try:
             status = self._serve(request, allowed, rule, entry)
         finally:
-            app.journal.finish(entry, status, rule)
+            if status is None:      # no response: _serve recorded nothing
+                app.journal.finish(entry, None, rule)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = \
         do_OPTIONS = _dispatch
@@ -740,7 +741,8 @@ class MockRequestHandler(http.server.BaseHTTPRequestHandler):
     def _serve(self, request, allowed, rule, entry):
         """Answer (or deliberately fail to answer) a request; return the
         status sent, or None when no response was sent.  The journal entry
-        is marked answered just before the response is written."""
+        is marked answered, with its status, just before the response is
+        written: a client that has read the response finds it complete."""
         app = self.server.app
         kind = rule.kind if rule else None
         if kind == "timeout":
@@ -755,7 +757,7 @@ class MockRequestHandler(http.server.BaseHTTPRequestHandler):
             response = app.fault_response(request, allowed, rule)
         else:
             response = app.respond(request, allowed)
-        app.journal.answered(entry)
+        app.journal.finish(entry, response.status, rule)
         if kind == "truncate":
             self._send_truncated(response, rule.params.get("bytes"))
         else:
