@@ -89,6 +89,8 @@
 /* a full resync's sweeps for leftovers: first and longest interval */
 #define SWEEP_MIN_MS		1000
 #define SWEEP_MAX_MS		30000
+/* listing results recorded before the queue drains and ANALYZE runs */
+#define ANALYZE_AFTER_RESULTS	5000
 /* a token is renewed this long before it expires */
 #define TOKEN_MARGIN_S		60
 /* wait before asking again for a token after a refusal */
@@ -137,8 +139,19 @@ typedef struct ChannelCache
 	"(COALESCE(l.pushed_at >= $2, false) " \
 	" OR COALESCE(l.error_class IN ('fix', 'credentials') AND l.last_error_at >= $2, false))"
 
+/*
+ * A listing's pushed_at when the coalescing window of $N milliseconds
+ * (0: none) still holds it, else null (see QueuePushes).
+ */
+#define HELD_SINCE(n) \
+	"CASE WHEN $" #n " > 0 AND l.pushed_at > pg_catalog.now() - " \
+	"pg_catalog.make_interval(secs => $" #n " / 1000.0) THEN l.pushed_at END "
+
 static HTAB *Cache = NULL;
 static MemoryContext SyncCxt = NULL;
+
+/* listing results recorded since the worker last analyzed omnichan.listing */
+static uint64 ResultsSinceAnalyze = 0;
 
 /* when a recomputation last found dirty products (TargetsWanted) */
 static TimestampTz LastTargetsAt = 0;
@@ -148,7 +161,6 @@ static SPIPlanPtr ChannelsPlan = NULL;
 static SPIPlanPtr DuePlan = NULL;
 static SPIPlanPtr ResyncPlan = NULL;
 static SPIPlanPtr GroupPlan = NULL;
-static SPIPlanPtr HeldPlan = NULL;
 static SPIPlanPtr InsertJobPlan = NULL;
 static SPIPlanPtr SchedulePlan = NULL;
 static SPIPlanPtr ResultsPlan = NULL;
@@ -196,6 +208,9 @@ static void SetChannelError(int32 channel_id, const char *error);
 static void KeepRotatedSecret(ChannelCache *cc, const char *key, const char *value);
 static Datum Int8ArrayDatum(int64 *values, int n);
 static SPIPlanPtr KeepSyncPlan(const char *sql, int nargs, Oid *argtypes, int options);
+static uint64 DropHeld(HeapTuple *tups, uint64 n, TupleDesc desc, int col,
+					   int64 window, TimestampTz *held_since);
+static void AnalyzeListings(void);
 static void ResultsAdd(int64 job_id, ChannelCache *cc, PushItem *items, int n);
 
 /*
@@ -222,6 +237,61 @@ KeepSyncPlan(const char *sql, int nargs, Oid *argtypes, int options)
 	if (SPI_keepplan(plan) != 0)
 		elog(ERROR, "could not keep a sync statement");
 	return plan;
+}
+
+/*
+ * DropHeld
+ *		Removes from tups[0..n) the listings the coalescing window holds
+ *		(column col, HELD_SINCE, not null), keeping the others in order;
+ *		returns how many are left and lowers *held_since (0: none yet) to
+ *		the earliest pushed_at of those removed.
+ */
+static uint64
+DropHeld(HeapTuple *tups, uint64 n, TupleDesc desc, int col, int64 window,
+		 TimestampTz *held_since)
+{
+	uint64		i,
+				kept = 0;
+
+	if (window <= 0)
+		return n;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Datum		since = SPI_getbinval(tups[i], desc, col, &isnull);
+
+		if (isnull)
+			tups[kept++] = tups[i];
+		else if (*held_since == 0 || DatumGetTimestampTz(since) < *held_since)
+			*held_since = DatumGetTimestampTz(since);
+	}
+	return kept;
+}
+
+/*
+ * AnalyzeListings
+ *		ANALYZE omnichan.listing, skipped when another ANALYZE or VACUUM of
+ *		it holds its lock.
+ *
+ * Run when a channel's queue has drained after many listings were pushed
+ * (ANALYZE_AFTER_RESULTS).  The statistics autovacuum took in the middle
+ * of such a push say that most listings are due (push_due), and with them
+ * the planner reads the due listings through the primary key, filtering
+ * every listing of the table (~10 ms per push cycle with 100k listings,
+ * the whole of a real-time channel's latency budget), until autovacuum
+ * analyzes again: after another 10 % of the table has changed, minutes
+ * later on a channel that is now quiet.
+ */
+static void
+AnalyzeListings(void)
+{
+	int			ret = SPI_execute("ANALYZE (SKIP_LOCKED) omnichan.listing", false, 0);
+
+	if (ret != SPI_OK_UTILITY)
+		elog(ERROR, "could not analyze omnichan.listing: %s", SPI_result_code_string(ret));
+	elog(DEBUG1, "omnichan worker: analyzed omnichan.listing after %llu listing results",
+		 (unsigned long long) ResultsSinceAnalyze);
+	ResultsSinceAnalyze = 0;
 }
 
 /* CacheLookup: a channel's cache entry, NULL when unknown */
@@ -708,13 +778,18 @@ FinishResyncIfDone(ChannelCache *cc)
  * one push in flight, and one the marketplace accepted less than
  * omnichan.realtime_coalesce ago is not pushed again before that much time
  * has passed since (its pushed_at); the worker comes back when the first
- * such listing's window is over (HeldPlan).  So the first change after a
+ * such listing's window is over.  So the first change after a
  * quiet spell is pushed at once, and a burst of changes to one product
  * gives one push per window, the last carrying the final quantity, instead
  * of one push per commit.  (Without the window every commit of a burst
  * found the previous push already accepted and made a push of its own:
  * 20 commits 15 ms apart gave 20 calls for one inventory item.)  Channels
  * on a cadence are not held: they push at most once per push_interval.
+ * Held listings are read with the due ones, in the same scan of
+ * listing_push_due_idx, and left out here (DropHeld): a query of their own
+ * for the end of the first window chose a sequential scan of the listing
+ * table whenever its statistics dated from a resync (most listings due),
+ * ~11 ms on every cycle of a busy real-time channel of 100k listings.
  */
 static void
 QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
@@ -738,6 +813,7 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 	bool		more = false;	/* rows left for the next cycle */
 	bool		resync = (cc->full_resync_at != 0);
 	bool		ended_empty = false;	/* a pass ended having queued nothing */
+	TimestampTz held_since = 0; /* the earliest pushed_at of a held listing */
 
 	if (resync && cc->progress_for != cc->full_resync_at)
 		StartResyncProgress(cc);
@@ -769,23 +845,23 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 		values[1] = Int64GetDatum(limit);
 		values[2] = Int64GetDatum(window);
 		if (DuePlan == NULL)
-			DuePlan = KeepSyncPlan("SELECT l.id, l.sku, l.external::text, l.target_qty "
+			DuePlan = KeepSyncPlan("SELECT l.id, l.sku, l.external::text, l.target_qty, " HELD_SINCE(3)
 								   "  FROM omnichan.listing l "
-								   " WHERE l.channel_id = $1 AND l.push_job_id IS NULL "
-								   "   AND l.target_qty IS DISTINCT FROM l.pushed_qty "
+								   " WHERE l.channel_id = $1 AND l.push_due "
 								   "   AND l.target_qty IS NOT NULL "
 								   "   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
-								   "   AND ($3 = 0 OR l.pushed_at IS NULL OR l.pushed_at <= "
-								   "        pg_catalog.now() - pg_catalog.make_interval(secs => $3 / 1000.0)) "
 								   " ORDER BY l.id LIMIT $2 FOR UPDATE SKIP LOCKED",
 								   3, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 		ret = SPI_execute_plan(DuePlan, values, NULL, false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
-		nchanged = SPI_processed;
 		desc = SPI_tuptable->tupdesc;
 		tups = palloc(sizeof(HeapTuple) * (limit + 1));
-		memcpy(tups, SPI_tuptable->vals, sizeof(HeapTuple) * nchanged);
+		memcpy(tups, SPI_tuptable->vals, sizeof(HeapTuple) * SPI_processed);
+		nchanged = DropHeld(tups, SPI_processed, desc, 5, window, &held_since);
+		/* the limit was reached with held listings in it: more may be due */
+		if (SPI_processed == (uint64) limit && nchanged < (uint64) limit)
+			more = (nchanged > 0);
 		nrows = nchanged;
 
 		/*
@@ -865,14 +941,12 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 		/* custom plans: without a resync ($2 null) the partial index serves */
 		if (GroupPlan == NULL)
 			GroupPlan = KeepSyncPlan("SELECT l.id, l.sku, l.external::text, l.target_qty, "
-									 "       COALESCE(l.external ->> $4, '') "
+									 "       COALESCE(l.external ->> $4, ''), " HELD_SINCE(5)
 									 "  FROM omnichan.listing l "
 									 " WHERE l.channel_id = $1 AND l.push_job_id IS NULL AND l.target_qty IS NOT NULL "
-									 "   AND (l.target_qty IS DISTINCT FROM l.pushed_qty "
+									 "   AND (l.push_due "
 									 "        OR ($2::timestamptz IS NOT NULL AND NOT " RESOLVED_SINCE_2 ")) "
 									 "   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
-									 "   AND ($5 = 0 OR l.pushed_at IS NULL OR l.pushed_at <= "
-									 "        pg_catalog.now() - pg_catalog.make_interval(secs => $5 / 1000.0)) "
 									 "   AND NOT EXISTS (SELECT 1 FROM omnichan.listing o "
 									 "                    WHERE o.channel_id = l.channel_id AND o.push_job_id IS NOT NULL "
 									 "                      AND COALESCE(o.external ->> $4, '') = COALESCE(l.external ->> $4, '')) "
@@ -881,9 +955,11 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 		ret = SPI_execute_plan(GroupPlan, values, resync ? "     " : " n   ", false, 0);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "could not read the listings to push: %s", SPI_result_code_string(ret));
-		nrows = SPI_processed;
 		desc = SPI_tuptable->tupdesc;
 		tups = SPI_tuptable->vals;
+		nrows = DropHeld(tups, SPI_processed, desc, 6, window, &held_since);
+		if (SPI_processed == (uint64) limit && nrows < (uint64) limit)
+			more = (nrows > 0);
 	}
 
 	for (start = 0; start < nrows;)
@@ -955,6 +1031,11 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 	else if (resync && conn->push_group != NULL && nrows == 0 && !more)
 		(void) FinishResyncIfDone(cc);
 
+	/* the queue drained after a large push: fresh statistics for the next */
+	if (nrows == 0 && !more && cc->pending == 0 && held_since == 0 &&
+		ResultsSinceAnalyze >= ANALYZE_AFTER_RESULTS)
+		AnalyzeListings();
+
 	/* the schedule: real-time channels only record their pushes */
 	if (jobs > 0 || cc->next_push_at == 0 ||
 		(cc->push_interval_ms > 0 && now >= cc->next_push_at))
@@ -984,39 +1065,13 @@ QueuePushes(ChannelCache *cc, TimestampTz now, TimestampTz *next_due)
 	/* more to queue and room left: come back at once */
 	if ((nrows == (uint64) limit || more) && cc->pending < low)
 		*next_due = now;
-	else if (window > 0)
+	else if (held_since != 0)
 	{
-		/*
-		 * Listings held by the coalescing window (see the header): come back
-		 * when the first window is over.  Read through listing_push_due_idx,
-		 * whose rows not in flight are now only these and those waiting for
-		 * their retry_at (everything else due was queued just above).
-		 */
-		bool		isnull;
-		Datum		first;
+		/* listings held by the coalescing window: when the first is free */
+		TimestampTz held_until = TimestampTzPlusMilliseconds(held_since, window);
 
-		argtypes[0] = INT4OID;
-		argtypes[1] = INT8OID;
-		values[1] = Int64GetDatum(window);
-		if (HeldPlan == NULL)
-			HeldPlan = KeepSyncPlan("SELECT pg_catalog.min(l.pushed_at) FROM omnichan.listing l "
-									" WHERE l.channel_id = $1 AND l.push_job_id IS NULL "
-									"   AND l.target_qty IS DISTINCT FROM l.pushed_qty "
-									"   AND l.target_qty IS NOT NULL "
-									"   AND (l.retry_at IS NULL OR l.retry_at <= pg_catalog.now()) "
-									"   AND l.pushed_at > pg_catalog.now() - pg_catalog.make_interval(secs => $2 / 1000.0)",
-									2, argtypes, CURSOR_OPT_CUSTOM_PLAN);
-		ret = SPI_execute_plan(HeldPlan, values, NULL, false, 1);
-		if (ret != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "could not read the listings held for coalescing: %s", SPI_result_code_string(ret));
-		first = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-		{
-			TimestampTz held_until = TimestampTzPlusMilliseconds(DatumGetTimestampTz(first), window);
-
-			if (*next_due == 0 || held_until < *next_due)
-				*next_due = held_until;
-		}
+		if (*next_due == 0 || held_until < *next_due)
+			*next_due = held_until;
 	}
 	/* a full resync's next sweep */
 	if (cc->full_resync_at != 0 && conn->push_group == NULL && cc->pass_done)
@@ -1593,6 +1648,7 @@ SyncCompleteFlush(void)
 	Results = NULL;
 	if (b == NULL || b->n == 0)
 		return;
+	ResultsSinceAnalyze += b->n;
 
 	dims[0] = b->n;
 #define ARR(d, nulls, typ, len, byval, align) \
