@@ -36,6 +36,7 @@ KINDS = os.environ.get("PUSH_KINDS", "ebay,shopify,lazada,walmart,amazon,tiktok,
 NLAT = int(os.environ.get("PUSH_LAT", "200"))
 BG_RATE = float(os.environ.get("PUSH_BG_RATE", "20"))
 PERF = os.environ.get("PUSH_PERF", "")          # comma list of kinds: perf record one extra run
+STATEMENTS = os.environ.get("PUSH_STATEMENTS", "0") == "1"  # pg_stat_statements per kind
 TARGET_RATE = 5000
 TARGET_P99_MS = 100
 BULK = {"ebay", "shopify", "lazada", "walmart", "amazon"}
@@ -456,6 +457,29 @@ END $$;
 WPID = None
 
 
+def statements_reset():
+    """PUSH_STATEMENTS=1: forget the statements counted so far."""
+    if STATEMENTS:
+        sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()")
+
+
+def statements_dump(name):
+    """PUSH_STATEMENTS=1: the statements that took the most time since the
+    last reset (the worker's own included: track = all), into
+    bench/.run/push-statements-NAME.txt."""
+    if not STATEMENTS:
+        return
+    rows = sql("SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3), rows, "
+               "       regexp_replace(query, '\\s+', ' ', 'g') "
+               "  FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25")
+    path = os.path.join(RUN, f"push-statements-{name}.txt")
+    with open(path, "w") as f:
+        f.write("calls\ttotal ms\tmean ms\trows\tstatement\n")
+        for r in rows:
+            f.write("\t".join(r) + "\n")
+    say(f"  the statements that took the most time: {path}")
+
+
 def main():
     global WPID
     WPID = worker_pid()
@@ -500,6 +524,7 @@ SELECT 'cid', id FROM omnichan.channel WHERE name = '{ch}';
                 f"SELECT count(*) FROM omnichan.listing WHERE channel_id = {cid} AND target_qty IS NULL") == "0",
                 600, 1.0)
             wait_for("the dirty set to drain", dirty_idle, 600, 1.0)
+            statements_reset()
             runs = []
             for r in range(RUNS):
                 runs.append(resync_run(kind, ch, cid, n, WPID, mock, first=(r == 0)))
@@ -515,8 +540,11 @@ SELECT 'cid', id FROM omnichan.channel WHERE name = '{ch}';
                                     "--percent-limit", "0.5", "--sort", "symbol"],
                                    stdout=f, stderr=subprocess.DEVNULL)
             results[kind] = {"n": n, "runs": runs, "mock_bad": bad, "perf": perf_txt}
+            statements_dump(kind)
             if kind == "shopify" and NLAT > 0:
+                statements_reset()
                 latency = latency_test(ch, cid, mock)
+                statements_dump("latency")
             sql(f"SELECT omnichan.channel_drop('{ch}')")
             wait_for("the dirty set to drain", dirty_idle, 600, 1.0)
         finally:

@@ -3,7 +3,7 @@
 # mock marketplace) and real-time latency (commit -> the Shopify mock applied
 # the new quantity).
 #
-#   bash bench/push.sh        # as root on Debian 12; ~15-30 minutes
+#   bash bench/push.sh        # as root on Debian 12; ~8 minutes
 #
 # See bench/README.md ("bench/push.sh").  The table is printed and written to
 # bench/.run/push-results.txt (raw figures: push-results.json).  Exit 0
@@ -20,6 +20,10 @@
 #   PUSH_TIMEOUT=900            seconds one resync may take
 #   PUSH_PERF=ebay,shopify      perf record the worker during one extra run of
 #                               these kinds (bench/.run/push-perf-KIND.txt)
+#   PUSH_STATEMENTS=1           preload pg_stat_statements (track = all) and write
+#                               the 25 costliest statements of each kind's runs
+#                               and of the latency test, the worker's included
+#                               (bench/.run/push-statements-KIND.txt)
 #   PUSH_NOBUILD=1              use the installed omnichan
 #   PUSH_KEEP=1                 leave the cluster running
 set -euo pipefail
@@ -65,8 +69,15 @@ fi
 oc_cluster_stop "$CL"
 rm -rf "$CL" "$RUN"/push-mock-* "$RUN/push-mock.pids"
 oc_log "starting a cluster in $CL"
+PRELOAD=omnichan
+STMT_CONF=()
+if [ "${PUSH_STATEMENTS:-0}" = 1 ]; then
+	PRELOAD=omnichan,pg_stat_statements
+	STMT_CONF=("pg_stat_statements.track = all")
+fi
 oc_cluster_start "$CL" \
-	"shared_preload_libraries = 'omnichan'" \
+	"shared_preload_libraries = '$PRELOAD'" \
+	"${STMT_CONF[@]}" \
 	"shared_buffers = 512MB" \
 	"work_mem = 32MB" \
 	"max_wal_size = 4GB" \
