@@ -23,6 +23,10 @@ and a real-time Shopify channel with 6,000 listings.  Checks:
   worker analyzed omnichan.listing: its statistics say that no listing is
   due, and the due-listing query goes through listing_push_due_idx again;
 - a push of a few listings does not analyze again;
+- with statistics that say the listing table has pages and no rows, the
+  worker's results UPDATE reaches the listings through the primary key
+  (it scanned the table as the outer side of a nested loop over the
+  results: 77 s per transaction with 100k listings in bench/push.sh);
 - omnichan.dirty_claim(), with statistics taken while the dirty set was
   empty (a queue table: what autovacuum sees between bursts), claims 6,000
   dirty products through the primary key; its join to the picked rows was
@@ -54,7 +58,9 @@ def item_gid(i):
 
 
 def main():
-    c = start_cluster("push_statistics", conf=["omnichan.naptime = 1000"])
+    c = start_cluster("push_statistics", conf=["omnichan.naptime = 1000",
+                                               "shared_preload_libraries = 'omnichan,auto_explain'",
+                                               "auto_explain.log_min_duration = -1"])
     c.sql(f"SELECT omnichan_test.generate_catalog({N}, 1)")
     c.sql("ALTER TABLE omnichan.listing SET (autovacuum_enabled = off)")
 
@@ -125,13 +131,28 @@ SELECT (SELECT id FROM omnichan.channel WHERE name = 'tmp'), (SELECT min(id) FRO
           "listing_push_due_idx" not in plan, plan)
     c.sql(f"UPDATE omnichan.listing SET pushed_qty = NULL WHERE channel_id = {cid}")
 
-    # 3. the push, then the worker's ANALYZE
+    # 3. the push, with statistics that say the listing table has pages and
+    #    no rows (what ANALYZE records after a channel_drop, before the next
+    #    link_by_sku), every plan of the worker logged; then its ANALYZE
+    c.sql("UPDATE pg_class SET reltuples = 0 WHERE oid = 'omnichan.listing'::regclass")
+    c.sql("ALTER SYSTEM SET auto_explain.log_min_duration = 0", db="postgres")
+    c.sql("SELECT pg_reload_conf()", db="postgres")
+    time.sleep(1.5)             # the worker reloads at its next loop
+    mark = len(c.log_text())
     t0 = time.monotonic()
     c.sql("SELECT omnichan.resume('shop')")
     done = wait_for("every listing accepted", lambda: c.val(
         f"SELECT count(*) FROM omnichan.listing WHERE channel_id = {cid} AND push_due") == "0", 60)
     check(f"the {N} listings are pushed", done)
     say(f"resume -> {N} listings accepted: {time.monotonic() - t0:.2f} s")
+    c.sql("ALTER SYSTEM RESET auto_explain.log_min_duration", db="postgres")
+    c.sql("SELECT pg_reload_conf()", db="postgres")
+    plans = [p for p in c.log_text()[mark:].split("duration:") if "pushed_qty = CASE WHEN r.ok" in p
+             and "Update on listing l" in p]
+    bad = [p for p in plans if "Seq Scan on listing" in p]
+    say(f"{len(plans)} plans of the results UPDATE logged, {len(bad)} with a sequential scan of the listings")
+    check("the results of the pushes reach their listings through the primary key, not by scanning "
+          "the table (statistics say it is empty)", plans and not bad, (bad or plans or ["none logged"])[0][:3000])
     after = wait_for("the worker's ANALYZE", lambda: (lambda a: a if a != before else None)(analyzed()), 10)
     check("once the queue drained, the worker analyzed omnichan.listing", after is not None, (before, after))
     frac = due_fraction()
