@@ -3,7 +3,7 @@
 # mock marketplace) and real-time latency (commit -> the Shopify mock applied
 # the new quantity).
 #
-#   bash bench/push.sh        # as root on Debian 12; ~8 minutes
+#   bash bench/push.sh        # as root on Debian 12; ~6 minutes
 #
 # See bench/README.md ("bench/push.sh").  The table is printed and written to
 # bench/.run/push-results.txt (raw figures: push-results.json).  Exit 0
