@@ -211,6 +211,7 @@ static SPIPlanPtr KeepSyncPlan(const char *sql, int nargs, Oid *argtypes, int op
 static uint64 DropHeld(HeapTuple *tups, uint64 n, TupleDesc desc, int col,
 					   int64 window, TimestampTz *held_since);
 static void AnalyzeListings(void);
+static int	PlannerSettingPush(const char *name, const char *value);
 static void ResultsAdd(int64 job_id, ChannelCache *cc, PushItem *items, int n);
 
 /*
@@ -292,6 +293,22 @@ AnalyzeListings(void)
 	elog(DEBUG1, "omnichan worker: analyzed omnichan.listing after %llu listing results",
 		 (unsigned long long) ResultsSinceAnalyze);
 	ResultsSinceAnalyze = 0;
+}
+
+/*
+ * PlannerSettingPush
+ *		Sets a planner setting for the statements that follow, until
+ *		AtEOXact_GUC(true, the level returned) (or the end of the
+ *		transaction, if one fails first).
+ */
+static int
+PlannerSettingPush(const char *name, const char *value)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
 }
 
 /* CacheLookup: a channel's cache entry, NULL when unknown */
@@ -1233,9 +1250,7 @@ SyncPushCycle(TimestampTz *next_due)
 	RefreshCache();
 	if (TargetsWanted(now))
 	{
-		nest = NewGUCNestLevel();
-		(void) set_config_option("plan_cache_mode", "force_custom_plan", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
+		nest = PlannerSettingPush("plan_cache_mode", "force_custom_plan");
 		for (round = 0; round < 4; round++)
 		{
 			if (RefreshTargets(REFRESH_BATCH) == 0)
@@ -1714,9 +1729,7 @@ SyncCompleteFlush(void)
 	 * scanned the whole table as the outer side of a nested loop over the
 	 * results: 100k listings x 4,000 results per transaction, 77 s.
 	 */
-	nest = NewGUCNestLevel();
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	nest = PlannerSettingPush("enable_seqscan", "off");
 	ret = SPI_execute_plan(ResultsPlan, values, NULL, false, 0);
 	AtEOXact_GUC(true, nest);
 	if (ret < 0)
